@@ -1,0 +1,297 @@
+//! Running one action for a caller: check everything first (anything wrong refuses the call
+//! before a request is sent), run the plugin, and build the JSON document and exit code that
+//! the contract fixes.
+
+use crate::config::{Config, ProviderConfig};
+use crate::egress::EgressPolicy;
+use crate::http_client::{HttpClient, HttpSettings};
+use crate::runtime::{Call, InvocationContext, LogSink, PluginFailure, PluginRuntime};
+use restricted_group_plugin::model::{
+    ActionError, ActionResult, ErrorKind, GroupRef, MembershipRequest, Provider, ProviderResult, Settings, Status,
+    UserRef, UserResult,
+};
+use restricted_group_plugin::user_ref::parse_user_ref;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionName {
+    TestConnection,
+    AddToGroup,
+    RemoveFromGroup,
+    CheckMembership,
+}
+
+impl ActionName {
+    pub const ALL: [ActionName; 4] = [
+        ActionName::TestConnection,
+        ActionName::AddToGroup,
+        ActionName::RemoveFromGroup,
+        ActionName::CheckMembership,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionName::TestConnection => "test-connection",
+            ActionName::AddToGroup => "add-to-group",
+            ActionName::RemoveFromGroup => "remove-from-group",
+            ActionName::CheckMembership => "check-membership",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ActionName> {
+        ActionName::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    pub fn takes_users(self) -> bool {
+        self != ActionName::TestConnection
+    }
+}
+
+/// One call, as a platform or the CLI asks for it.
+#[derive(Clone, Debug)]
+pub struct ActionRequest {
+    pub action: ActionName,
+    /// Users as written: `alice@corp.example`, `id:SCIM_ID`, `external:EXTERNAL_ID`.
+    pub users: Vec<String>,
+    pub idp: Option<String>,
+    pub dry_run: bool,
+    pub max_retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub correlation_id: Option<String>,
+}
+
+impl ActionRequest {
+    pub fn new(action: ActionName) -> Self {
+        ActionRequest {
+            action,
+            users: Vec::new(),
+            idp: None,
+            dry_run: false,
+            max_retries: None,
+            timeout_ms: None,
+            correlation_id: None,
+        }
+    }
+}
+
+/// A call refused before anything was sent (exit 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Refusal {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The printed document and the process exit code.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub document: Value,
+    pub exit_code: i32,
+}
+
+/// The exit-2 document: `{"schema_version":1,"action":..,"status":"error","error":{..}}`.
+pub fn refusal_report(action: Option<&str>, refusal: &Refusal) -> Report {
+    Report {
+        document: json!({
+            "schema_version": SCHEMA_VERSION,
+            "action": action,
+            "status": "error",
+            "error": ActionError::new(refusal.kind, refusal.message.clone()),
+        }),
+        exit_code: 2,
+    }
+}
+
+pub fn exit_code(status: Status) -> i32 {
+    match status {
+        Status::Success => 0,
+        Status::Partial => 3,
+        Status::Failed => 1,
+    }
+}
+
+/// A loaded plugin and a checked config: what it takes to run actions.
+pub struct ActionHost {
+    runtime: Arc<PluginRuntime>,
+    config: Config,
+    http: Arc<HttpClient>,
+    log: LogSink,
+}
+
+impl ActionHost {
+    pub fn new(runtime: Arc<PluginRuntime>, config: Config, log: LogSink) -> Self {
+        let http = Arc::new(HttpClient::new(HttpSettings {
+            max_response_bytes: config.limits.max_response_bytes,
+            connect_timeout: Duration::from_millis(config.limits.connect_timeout_ms),
+        }));
+        ActionHost {
+            runtime,
+            config,
+            http,
+            log,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs one action and reports it; every refusal comes before the first request.
+    pub fn run(&self, request: &ActionRequest) -> Report {
+        match self.prepare(request) {
+            Ok((call, providers)) => self.execute(request, &call, &providers),
+            Err(refusal) => refusal_report(Some(request.action.as_str()), &refusal),
+        }
+    }
+
+    fn prepare<'a>(&'a self, request: &ActionRequest) -> Result<(Call, Vec<&'a ProviderConfig>), Refusal> {
+        let providers = self
+            .config
+            .select(request.idp.as_deref())
+            .map_err(|why| Refusal::new(ErrorKind::InvalidInput, why))?;
+        let settings = Settings {
+            providers: providers
+                .iter()
+                .map(|p| Provider {
+                    name: p.name.clone(),
+                    base_url: p.base_url.to_string(),
+                    restricted_group: p.restricted_group.clone(),
+                    restricted_group_id: p.restricted_group_id.clone(),
+                    profile: p.profile,
+                    max_retries: request.max_retries.unwrap_or(p.max_retries),
+                })
+                .collect(),
+            retry_after_cap_ms: self.config.retry_after_cap_ms,
+        };
+        if !request.action.takes_users() {
+            return Ok((Call::TestConnection(settings), providers));
+        }
+        let users = parse_users(&request.users, self.config.max_users_per_action)?;
+        let membership = MembershipRequest {
+            settings,
+            users,
+            dry_run: request.dry_run,
+        };
+        let call = match request.action {
+            ActionName::AddToGroup => Call::AddToGroup(membership),
+            ActionName::RemoveFromGroup => Call::RemoveFromGroup(membership),
+            _ => Call::CheckMembership(membership),
+        };
+        Ok((call, providers))
+    }
+
+    fn execute(&self, request: &ActionRequest, call: &Call, providers: &[&ProviderConfig]) -> Report {
+        let mut limits = self.config.limits.clone();
+        if let Some(timeout_ms) = request.timeout_ms {
+            limits.deadline_ms = timeout_ms;
+        }
+        let context = InvocationContext {
+            egress: Arc::new(EgressPolicy::for_providers(providers.iter().copied())),
+            http: self.http.clone(),
+            limits,
+            log: self.log.clone(),
+        };
+        let invocation = self.runtime.invoke(call, &context);
+        let dry_run = request.dry_run && request.action.takes_users();
+        match invocation.result {
+            Ok(result) => result_report(request, dry_run, invocation.http_requests, &result),
+            Err(failure) => failure_report(request, dry_run, invocation.http_requests, &failure, providers, call),
+        }
+    }
+}
+
+/// Parses and checks every user; any invalid one refuses the whole call.
+pub fn parse_users(users: &[String], max_users: u64) -> Result<Vec<UserRef>, Refusal> {
+    if users.is_empty() {
+        return Err(Refusal::new(
+            ErrorKind::InvalidInput,
+            "no users given: name at least one with --user USER or --users-file FILE",
+        ));
+    }
+    if users.len() as u64 > max_users {
+        return Err(Refusal::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} users in one call is more than max_users_per_action ({max_users}); split the call or raise the limit",
+                users.len()
+            ),
+        ));
+    }
+    users
+        .iter()
+        .map(|user| parse_user_ref(user.trim()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why)))
+        .collect()
+}
+
+fn result_report(request: &ActionRequest, dry_run: bool, http_requests: u32, result: &ActionResult) -> Report {
+    let document = json!({
+        "schema_version": SCHEMA_VERSION,
+        "action": request.action.as_str(),
+        "status": result.status,
+        "dry_run": dry_run,
+        "correlation_id": request.correlation_id,
+        "http_requests": http_requests,
+        "providers": result.providers,
+    });
+    Report {
+        document,
+        exit_code: exit_code(result.status),
+    }
+}
+
+/// A plugin that failed (timeout, memory, panic, trap): every provider carries the failure.
+fn failure_report(
+    request: &ActionRequest,
+    dry_run: bool,
+    http_requests: u32,
+    failure: &PluginFailure,
+    providers: &[&ProviderConfig],
+    call: &Call,
+) -> Report {
+    let error = ActionError::new(failure.kind, failure.message.clone());
+    let users: Vec<UserResult> = match call {
+        Call::TestConnection(_) => Vec::new(),
+        Call::AddToGroup(r) | Call::RemoveFromGroup(r) | Call::CheckMembership(r) => {
+            r.users.iter().map(UserResult::pending).collect()
+        }
+    };
+    let providers: Vec<ProviderResult> = providers
+        .iter()
+        .map(|p| ProviderResult {
+            idp: p.name.clone(),
+            group: Some(GroupRef {
+                display_name: p.restricted_group.clone(),
+                id: p.restricted_group_id.clone(),
+            }),
+            outcome: None,
+            error: Some(error.clone()),
+            users: users.clone(),
+        })
+        .collect();
+    let document = json!({
+        "schema_version": SCHEMA_VERSION,
+        "action": request.action.as_str(),
+        "status": Status::Failed,
+        "dry_run": dry_run,
+        "correlation_id": request.correlation_id,
+        "http_requests": http_requests,
+        "providers": providers,
+        "error": error,
+    });
+    Report {
+        document,
+        exit_code: 1,
+    }
+}

@@ -1,0 +1,154 @@
+//! The egress rule: a request from the plugin reaches the network only when it names a
+//! configured provider and its URL lies under that provider's base URL; only then does it get
+//! that provider's token. Anything else is denied before a byte is sent.
+
+use crate::config::ProviderConfig;
+use crate::secret::Secret;
+use crate::url::{self, HttpUrl};
+
+/// Headers the plugin may not set: the host owns authentication, framing and the connection.
+pub const FORBIDDEN_HEADERS: &[&str] = &[
+    "authorization",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "cookie",
+    "proxy-authorization",
+    "connection",
+];
+
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub name: String,
+    pub base: HttpUrl,
+    pub token: Secret,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EgressPolicy {
+    endpoints: Vec<Endpoint>,
+}
+
+/// A request the policy let through, with the token it may carry.
+#[derive(Clone, Debug)]
+pub struct Authorized {
+    pub url: HttpUrl,
+    pub token: Secret,
+}
+
+impl EgressPolicy {
+    pub fn new(endpoints: Vec<Endpoint>) -> Self {
+        EgressPolicy { endpoints }
+    }
+
+    pub fn for_providers<'a>(providers: impl IntoIterator<Item = &'a ProviderConfig>) -> Self {
+        EgressPolicy::new(
+            providers
+                .into_iter()
+                .map(|p| Endpoint {
+                    name: p.name.clone(),
+                    base: p.base_url.clone(),
+                    token: p.token.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn secrets(&self) -> impl Iterator<Item = Secret> + '_ {
+        self.endpoints.iter().map(|e| e.token.clone())
+    }
+
+    /// Checks one request; the error says why it was denied (never with a token in it).
+    pub fn authorize(&self, idp: &str, url_text: &str, headers: &[(String, String)]) -> Result<Authorized, String> {
+        let endpoint = self
+            .endpoints
+            .iter()
+            .find(|e| e.name == idp)
+            .ok_or_else(|| format!("no identity provider named \"{}\" is configured", idp.escape_debug()))?;
+        let url = url::parse(url_text).map_err(|why| format!("the URL {why}"))?;
+        if url::has_dot_segments(&url.path) {
+            return Err(format!("the path of {url} has '.' or '..' segments"));
+        }
+        if !url::is_under(&endpoint.base, &url) {
+            return Err(format!(
+                "{url} is not under the base URL of \"{}\" ({})",
+                endpoint.name, endpoint.base
+            ));
+        }
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            if FORBIDDEN_HEADERS.contains(&lower.as_str()) {
+                return Err(format!("the plugin may not set the {name} header"));
+            }
+            let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            if !valid_name || value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(format!("the header {} is malformed", name.escape_debug()));
+            }
+        }
+        Ok(Authorized {
+            url,
+            token: endpoint.token.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> EgressPolicy {
+        EgressPolicy::new(vec![
+            Endpoint {
+                name: "a".into(),
+                base: url::parse("https://scim.a.example/scim/1/7/v2").unwrap(),
+                token: Secret::new("token-a"),
+            },
+            Endpoint {
+                name: "b".into(),
+                base: url::parse("https://scim.b.example/v2").unwrap(),
+                token: Secret::new("token-b"),
+            },
+        ])
+    }
+
+    #[test]
+    fn lets_through_requests_under_the_named_base_with_that_token() {
+        let ok = policy()
+            .authorize("a", "https://scim.a.example/scim/1/7/v2/Users?filter=x", &[])
+            .unwrap();
+        assert_eq!(ok.token.expose(), "token-a");
+        let ok = policy().authorize("b", "https://SCIM.B.example:443/v2/Groups/1", &[]).unwrap();
+        assert_eq!(ok.token.expose(), "token-b");
+    }
+
+    #[test]
+    fn denies_everything_else() {
+        for (idp, url, why) in [
+            ("c", "https://scim.a.example/scim/1/7/v2/Users", "no identity provider"),
+            ("a", "https://scim.b.example/v2/Users", "not under the base URL"),
+            ("b", "https://scim.a.example/scim/1/7/v2/Users", "not under the base URL"),
+            ("a", "https://scim.a.example/scim/1/7/v2evil", "not under"),
+            ("a", "https://scim.a.example:8443/scim/1/7/v2/Users", "not under"),
+            ("a", "http://scim.a.example/scim/1/7/v2/Users", "not under"),
+            ("a", "https://169.254.169.254/latest/meta-data", "not under"),
+            ("a", "https://scim.a.example/scim/1/7/v2/../../admin", "segments"),
+            ("a", "https://scim.a.example/scim/1/7/v2/%2e%2e/x", "segments"),
+            ("a", "https://user@scim.a.example/scim/1/7/v2/Users", "user info"),
+        ] {
+            let err = policy().authorize(idp, url, &[]).unwrap_err();
+            assert!(err.contains(why), "{idp} {url}: {err}");
+            assert!(!err.contains("token-"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_plugin_cannot_set_host_owned_headers() {
+        for name in ["Authorization", "host", "Content-Length", "Transfer-Encoding", "Cookie", "Proxy-Authorization", "Connection"] {
+            let headers = vec![(name.to_string(), "x".to_string())];
+            let err = policy().authorize("b", "https://scim.b.example/v2/Users", &headers).unwrap_err();
+            assert!(err.contains("may not set"), "{err}");
+        }
+        let injected = vec![("Accept".to_string(), "a\r\nX-Evil: 1".to_string())];
+        assert!(policy().authorize("b", "https://scim.b.example/v2/Users", &injected).is_err());
+    }
+}

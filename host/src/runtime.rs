@@ -1,0 +1,470 @@
+//! Loading the plugin component and running one action in a fresh, bounded store.
+
+use crate::cache;
+use crate::config::Limits;
+use crate::egress::EgressPolicy;
+use crate::http_client::{HttpClient, Outbound};
+use crate::secret::Redactor;
+use crate::wasi::{self, BoundedCapture};
+use crate::wit;
+use restricted_group_plugin::host::{HttpError, LogLevel};
+use restricted_group_plugin::manifest::Manifest;
+use restricted_group_plugin::model::{ActionResult, ErrorKind, MembershipRequest, Settings};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The WIT package and major version this host speaks.
+pub const WIT_PACKAGE: &str = "soar:restricted-group";
+pub const WIT_MAJOR: u64 = 1;
+pub const WIT_VERSION: &str = "1.0.0";
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Log lines kept per invocation, and characters per line.
+const MAX_LOG_LINES: usize = 1_000;
+const MAX_LOG_LINE_CHARS: usize = 2_000;
+
+/// Why the plugin could not be used at all (exit 2: nothing was sent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why one invocation of the plugin failed (exit 1); the host itself carries on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginFailure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// One log line from the plugin (or about it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    pub level: LogLevel,
+    pub message: String,
+}
+
+pub type LogSink = Arc<dyn Fn(&LogRecord) + Send + Sync>;
+
+/// What one action needs besides its input.
+#[derive(Clone)]
+pub struct InvocationContext {
+    pub egress: Arc<EgressPolicy>,
+    pub http: Arc<HttpClient>,
+    pub limits: Limits,
+    pub log: LogSink,
+}
+
+/// The action to run and its input.
+#[derive(Clone, Debug)]
+pub enum Call {
+    TestConnection(Settings),
+    AddToGroup(MembershipRequest),
+    RemoveFromGroup(MembershipRequest),
+    CheckMembership(MembershipRequest),
+}
+
+/// The end of one invocation: a result or a failure, and the HTTP requests it sent either way.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub result: Result<ActionResult, PluginFailure>,
+    pub http_requests: u32,
+}
+
+/// A compiled plugin, ready to instantiate; cheap to share between threads.
+pub struct PluginRuntime {
+    engine: Engine,
+    pre: wit::PluginPre<StoreState>,
+    sha256: String,
+    ticker: Arc<AtomicBool>,
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        self.ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+pub struct LoadOptions<'a> {
+    pub cache_dir: Option<&'a Path>,
+    pub expected_sha256: Option<&'a str>,
+}
+
+impl PluginRuntime {
+    pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            LoadError(format!(
+                "cannot read the plugin {}: {e}; build it with `bash scripts/build-plugin.sh` or pass --plugin FILE",
+                path.display()
+            ))
+        })?;
+        Self::load_bytes(&bytes, options)
+            .map_err(|LoadError(why)| LoadError(format!("plugin {}: {why}", path.display())))
+    }
+
+    pub fn load_bytes(bytes: &[u8], options: &LoadOptions) -> Result<Self, LoadError> {
+        let sha256 = cache::sha256_hex(bytes);
+        if let Some(expected) = options.expected_sha256 {
+            if !expected.eq_ignore_ascii_case(&sha256) {
+                return Err(LoadError(format!(
+                    "its SHA-256 is {sha256}, but plugin_sha256 requires {expected}; refusing to load it"
+                )));
+            }
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError("is not a WebAssembly file".into()));
+        }
+        // Components have layer 1 in bytes 6..8; core modules have 0.
+        if bytes.get(6..8) != Some(&[1, 0]) {
+            return Err(LoadError(
+                "is a core WebAssembly module, not a component; build it for wasm32-wasip2".into(),
+            ));
+        }
+        let engine = new_engine().map_err(|e| LoadError(format!("cannot set up wasmtime: {e}")))?;
+        let component = cache::load_component(&engine, bytes, &sha256, options.cache_dir)
+            .map_err(|e| LoadError(format!("is not a valid component: {}", first_line(&e.to_string()))))?;
+        check_exports(&engine, &component)?;
+        check_imports(&engine, &component)?;
+        let mut linker: Linker<StoreState> = Linker::new(&engine);
+        wasi::add_to_linker(&mut linker).map_err(|e| LoadError(format!("cannot link WASI: {e}")))?;
+        wit::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)
+            .map_err(|e| LoadError(format!("cannot link the host imports: {e}")))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError(format!("cannot be linked: {}", first_line(&e.to_string()))))?;
+        let pre = wit::PluginPre::new(instance_pre)
+            .map_err(|e| LoadError(format!("does not export the expected actions: {e}")))?;
+        let ticker = start_epoch_ticker(&engine);
+        Ok(PluginRuntime {
+            engine,
+            pre,
+            sha256,
+            ticker,
+        })
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The plugin's manifest (a call with no network and no providers).
+    pub fn describe(&self, log: LogSink) -> Result<Manifest, PluginFailure> {
+        let context = InvocationContext {
+            egress: Arc::new(EgressPolicy::default()),
+            http: Arc::new(HttpClient::new(crate::http_client::HttpSettings {
+                max_response_bytes: 0,
+                connect_timeout: Duration::from_millis(1),
+            })),
+            limits: Limits::default(),
+            log,
+        };
+        let (result, _) = self.run(&context, |plugin, store| {
+            plugin.soar_restricted_group_actions().call_describe(store)
+        });
+        result.map(wit::manifest_from_wit)
+    }
+
+    /// Runs one action in a fresh store.
+    pub fn invoke(&self, call: &Call, context: &InvocationContext) -> Invocation {
+        let (result, http_requests) = self.run(context, |plugin, store| {
+            let actions = plugin.soar_restricted_group_actions();
+            match call {
+                Call::TestConnection(settings) => actions.call_test_connection(store, &wit::settings_to_wit(settings)),
+                Call::AddToGroup(request) => actions.call_add_to_group(store, &wit::request_to_wit(request)),
+                Call::RemoveFromGroup(request) => actions.call_remove_from_group(store, &wit::request_to_wit(request)),
+                Call::CheckMembership(request) => actions.call_check_membership(store, &wit::request_to_wit(request)),
+            }
+        });
+        let redactor = Redactor::new(context.egress.secrets());
+        Invocation {
+            result: result.map(|result| wit::result_from_wit(result, &redactor)),
+            http_requests,
+        }
+    }
+
+    fn run<R>(
+        &self,
+        context: &InvocationContext,
+        call: impl FnOnce(&wit::Plugin, &mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> (Result<R, PluginFailure>, u32) {
+        let stdout = BoundedCapture::default();
+        let stderr = BoundedCapture::default();
+        let deadline = Instant::now() + Duration::from_millis(context.limits.deadline_ms);
+        let state = StoreState {
+            wasi: wasi::empty_context(stdout, stderr.clone()),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                limit_bytes: (context.limits.memory_limit_mib as usize).saturating_mul(1024 * 1024),
+                hit: false,
+            },
+            context: context.clone(),
+            redactor: Redactor::new(context.egress.secrets()),
+            deadline,
+            http_requests: 0,
+            log_lines: Arc::new(Mutex::new(0)),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let ticks = context.limits.deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
+        store.set_epoch_deadline(ticks);
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|plugin| call(&plugin, &mut store));
+        let http_requests = store.data().http_requests;
+        let result = outcome.map_err(|error| classify_failure(&error, &store, &stderr, context.limits.deadline_ms));
+        (result, http_requests)
+    }
+}
+
+fn new_engine() -> wasmtime::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the runtime is dropped.
+fn start_epoch_ticker(engine: &Engine) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let weak = engine.weak();
+    let stop_flag = stop.clone();
+    std::thread::Builder::new()
+        .name("soar-host-epoch".into())
+        .spawn(move || {
+            while !stop_flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .expect("spawn the epoch thread");
+    stop
+}
+
+/// The component must export `soar:restricted-group/actions@1.x`.
+fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let prefix = format!("{WIT_PACKAGE}/actions@");
+    match exports.iter().find_map(|name| name.strip_prefix(&prefix)) {
+        Some(version) if major_of(version) == Some(WIT_MAJOR) => Ok(()),
+        Some(version) => Err(LoadError(format!(
+            "was built for WIT {WIT_PACKAGE}@{version}, but this host speaks {WIT_PACKAGE}@{WIT_VERSION} \
+             (major version {WIT_MAJOR}); use a plugin and host of the same major version"
+        ))),
+        None => Err(LoadError(format!(
+            "is not a {WIT_PACKAGE} plugin: it exports {}",
+            if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
+        ))),
+    }
+}
+
+fn major_of(version: &str) -> Option<u64> {
+    version.split('.').next()?.parse().ok()
+}
+
+/// Every import must be one the host provides: its own interfaces of the same major version,
+/// or the WASI pieces in [`wasi::ALLOWED_WASI`].
+fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    for (name, _) in component.component_type().imports(engine) {
+        if !import_allowed(name) {
+            return Err(LoadError(format!(
+                "imports {name}, which this host does not provide; a plugin may import only \
+                 {WIT_PACKAGE}/{{types,http,log,wait}}@{WIT_MAJOR}.x and {}",
+                wasi::ALLOWED_WASI.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn import_allowed(name: &str) -> bool {
+    let (interface, version) = name.split_once('@').unwrap_or((name, ""));
+    if let Some(own) = interface.strip_prefix(&format!("{WIT_PACKAGE}/")) {
+        return ["types", "http", "log", "wait"].contains(&own) && major_of(version) == Some(WIT_MAJOR);
+    }
+    wasi::ALLOWED_WASI.contains(&interface) && version.starts_with("0.2.")
+}
+
+fn classify_failure(error: &wasmtime::Error, store: &Store<StoreState>, stderr: &BoundedCapture, deadline_ms: u64) -> PluginFailure {
+    let redactor = &store.data().redactor;
+    let trap = error.downcast_ref::<Trap>().copied();
+    if store.data().limiter.hit {
+        let limit = store.data().limiter.limit_bytes / (1024 * 1024);
+        return PluginFailure {
+            kind: ErrorKind::PluginOutOfMemory,
+            message: format!("the plugin tried to use more than {limit} MiB of memory (memory_limit_mib) and was stopped"),
+        };
+    }
+    if trap == Some(Trap::Interrupt) {
+        return PluginFailure {
+            kind: ErrorKind::PluginTimeout,
+            message: format!("the plugin ran past the action's deadline of {deadline_ms} ms and was stopped"),
+        };
+    }
+    let captured = stderr.contents();
+    if let Some(panic) = panic_message(&captured) {
+        return PluginFailure {
+            kind: ErrorKind::PluginPanicked,
+            message: redactor.redact(&format!("the plugin panicked: {panic}")),
+        };
+    }
+    PluginFailure {
+        kind: ErrorKind::PluginTrapped,
+        message: redactor.redact(&format!("the plugin trapped: {}", first_line(&format!("{error:#}")))),
+    }
+}
+
+/// The panic message from Rust's standard panic output on stderr.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at")?;
+    let rest = &stderr[start + "panicked at".len()..];
+    let (location, message) = rest.split_once('\n').unwrap_or((rest, ""));
+    let message = message.lines().take_while(|line| !line.starts_with("note:")).collect::<Vec<_>>().join(" ");
+    let location = location.trim().trim_end_matches(':');
+    Some(format!("{} (at {location})", message.trim()).chars().take(500).collect())
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").chars().take(500).collect()
+}
+
+struct MemoryLimiter {
+    limit_bytes: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// What one store holds: the empty WASI context, the limits and the host services.
+pub struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    context: InvocationContext,
+    redactor: Redactor,
+    deadline: Instant,
+    http_requests: u32,
+    log_lines: Arc<Mutex<usize>>,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl StoreState {
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let mut lines = self.log_lines.lock().expect("log counter");
+        *lines += 1;
+        if *lines > MAX_LOG_LINES + 1 {
+            return;
+        }
+        let message = if *lines == MAX_LOG_LINES + 1 {
+            format!("the plugin logged more than {MAX_LOG_LINES} lines; the rest are dropped")
+        } else {
+            let text: String = message.chars().take(MAX_LOG_LINE_CHARS).collect();
+            self.redactor.redact(&text)
+        };
+        (self.context.log)(&LogRecord { level, message });
+    }
+}
+
+impl wit::HttpHost for StoreState {
+    fn send(&mut self, request: wit::HttpRequest) -> Result<wit::HttpResponse, wit::HttpError> {
+        let plain = wit::request_from_wit(request);
+        let authorized = match self.context.egress.authorize(&plain.idp, &plain.url, &plain.headers) {
+            Ok(authorized) => authorized,
+            Err(why) => {
+                let why = self.redactor.redact(&why);
+                self.log(LogLevel::Warn, &format!("denied {} {}: {why}", plain.method.as_str(), plain.url));
+                return Err(wit::http_error_to_wit(HttpError::Denied(why)));
+            }
+        };
+        let timeout = self.remaining();
+        self.http_requests += 1;
+        let outcome = self.context.http.send(Outbound {
+            authorized: &authorized,
+            method: plain.method,
+            headers: &plain.headers,
+            body: plain.body.as_deref(),
+            timeout,
+        });
+        match outcome {
+            Ok(mut response) => {
+                // A server that echoes the Authorization header must not hand the token to the plugin.
+                let token = authorized.token.expose().as_bytes();
+                if response.body.windows(token.len()).any(|window| window == token) {
+                    response.body = self.redactor.redact(&String::from_utf8_lossy(&response.body)).into_bytes();
+                }
+                for (_, value) in response.headers.iter_mut() {
+                    *value = self.redactor.redact(value);
+                }
+                Ok(wit::response_to_wit(response))
+            }
+            Err(error) => Err(wit::http_error_to_wit(redact_http_error(error, &self.redactor))),
+        }
+    }
+}
+
+fn redact_http_error(error: HttpError, redactor: &Redactor) -> HttpError {
+    match error {
+        HttpError::Denied(why) => HttpError::Denied(redactor.redact(&why)),
+        HttpError::Timeout(why) => HttpError::Timeout(redactor.redact(&why)),
+        HttpError::ConnectionFailed(why) => HttpError::ConnectionFailed(redactor.redact(&why)),
+        HttpError::TlsFailed(why) => HttpError::TlsFailed(redactor.redact(&why)),
+        HttpError::TooLarge(why) => HttpError::TooLarge(redactor.redact(&why)),
+    }
+}
+
+impl wit::LogHost for StoreState {
+    fn write(&mut self, level: wit::LogLevelWit, message: String) {
+        StoreState::log(self, wit::log_level_from_wit(level), &message);
+    }
+}
+
+impl wit::WaitHost for StoreState {
+    fn sleep(&mut self, duration_ms: u64) -> bool {
+        let wanted = Duration::from_millis(duration_ms);
+        if wanted > self.remaining() {
+            return false;
+        }
+        std::thread::sleep(wanted);
+        true
+    }
+}
+
+impl wit::TypesHost for StoreState {}

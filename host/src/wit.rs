@@ -1,0 +1,250 @@
+//! Host-side bindings of the WIT world `soar:restricted-group/plugin`, and conversions between
+//! its records and the plugin's plain Rust model (which the JSON output is made from).
+
+use crate::secret::Redactor;
+use restricted_group_plugin::host as plain;
+use restricted_group_plugin::manifest as m;
+use restricted_group_plugin::model as model;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+});
+
+use exports::soar::restricted_group::actions as wit_actions;
+pub use soar::restricted_group::http::{
+    HttpError, Host as HttpHost, Method as HttpMethod, Request as HttpRequest, Response as HttpResponse,
+};
+pub use soar::restricted_group::log::{Host as LogHost, Level as LogLevelWit};
+pub use soar::restricted_group::types::Host as TypesHost;
+use soar::restricted_group::types as t;
+pub use soar::restricted_group::wait::Host as WaitHost;
+
+pub fn settings_to_wit(settings: &model::Settings) -> t::Settings {
+    t::Settings {
+        providers: settings
+            .providers
+            .iter()
+            .map(|p| t::Provider {
+                name: p.name.clone(),
+                base_url: p.base_url.clone(),
+                restricted_group: p.restricted_group.clone(),
+                restricted_group_id: p.restricted_group_id.clone(),
+                profile: match p.profile {
+                    model::Profile::Zpa => t::Profile::Zpa,
+                    model::Profile::Zia => t::Profile::Zia,
+                    model::Profile::Generic => t::Profile::Generic,
+                },
+                max_retries: p.max_retries,
+            })
+            .collect(),
+        retry_after_cap_ms: settings.retry_after_cap_ms,
+    }
+}
+
+pub fn request_to_wit(request: &model::MembershipRequest) -> t::MembershipRequest {
+    t::MembershipRequest {
+        settings: settings_to_wit(&request.settings),
+        users: request
+            .users
+            .iter()
+            .map(|user| match user {
+                model::UserRef::Email(email) => t::UserRef::Email(email.clone()),
+                model::UserRef::Id(id) => t::UserRef::Id(id.clone()),
+                model::UserRef::External(external) => t::UserRef::External(external.clone()),
+            })
+            .collect(),
+        dry_run: request.dry_run,
+    }
+}
+
+/// The plugin's result in the plain model, with every known secret scrubbed from its text.
+pub fn result_from_wit(result: t::ActionResult, redactor: &Redactor) -> model::ActionResult {
+    let text = |s: String| redactor.redact(&s);
+    let optional = |s: Option<String>| s.map(|s| redactor.redact(&s));
+    let error = |e: t::Error| model::ActionError {
+        kind: error_kind_from_wit(e.kind),
+        message: text(e.message),
+        status: e.status,
+        detail: optional(e.detail),
+        retry_after_ms: e.retry_after_ms,
+        ids: e.ids.map(|ids| ids.into_iter().map(text).collect()),
+    };
+    model::ActionResult {
+        status: match result.status {
+            t::Status::Success => model::Status::Success,
+            t::Status::Partial => model::Status::Partial,
+            t::Status::Failed => model::Status::Failed,
+        },
+        providers: result
+            .providers
+            .into_iter()
+            .map(|p| model::ProviderResult {
+                idp: text(p.idp),
+                group: p.group.map(|g| model::GroupRef {
+                    display_name: optional(g.display_name),
+                    id: optional(g.id),
+                }),
+                outcome: p.outcome.map(|t::ProviderOutcome::Connected| model::ProviderOutcome::Connected),
+                error: p.error.map(error),
+                users: p
+                    .users
+                    .into_iter()
+                    .map(|u| model::UserResult {
+                        user: text(u.user),
+                        user_id: optional(u.user_id),
+                        outcome: u.outcome.map(user_outcome_from_wit),
+                        error: u.error.map(error),
+                        membership_verified: u.membership_verified,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn user_outcome_from_wit(outcome: t::UserOutcome) -> model::UserOutcome {
+    use model::UserOutcome as M;
+    use t::UserOutcome as W;
+    match outcome {
+        W::Added => M::Added,
+        W::AlreadyMember => M::AlreadyMember,
+        W::Removed => M::Removed,
+        W::NotMember => M::NotMember,
+        W::WouldAdd => M::WouldAdd,
+        W::WouldRemove => M::WouldRemove,
+        W::Member => M::Member,
+        W::NotInProvider => M::NotInProvider,
+    }
+}
+
+fn error_kind_from_wit(kind: t::ErrorKind) -> model::ErrorKind {
+    use model::ErrorKind as M;
+    use t::ErrorKind as W;
+    match kind {
+        W::InvalidInput => M::InvalidInput,
+        W::InvalidConfig => M::InvalidConfig,
+        W::AuthFailed => M::AuthFailed,
+        W::UserNotFound => M::UserNotFound,
+        W::GroupNotFound => M::GroupNotFound,
+        W::AmbiguousGroup => M::AmbiguousGroup,
+        W::RateLimited => M::RateLimited,
+        W::Denied => M::Denied,
+        W::Timeout => M::Timeout,
+        W::Transport => M::Transport,
+        W::Tls => M::Tls,
+        W::TooLarge => M::TooLarge,
+        W::Redirect => M::Redirect,
+        W::Server => M::Server,
+        W::Protocol => M::Protocol,
+        W::LookupLimit => M::LookupLimit,
+        W::ProtectedUser => M::ProtectedUser,
+        W::PluginLoad => M::PluginLoad,
+        W::PluginTimeout => M::PluginTimeout,
+        W::PluginOutOfMemory => M::PluginOutOfMemory,
+        W::PluginPanicked => M::PluginPanicked,
+        W::PluginTrapped => M::PluginTrapped,
+    }
+}
+
+/// A JSON Schema string from the plugin; text that is not JSON is kept as a string.
+fn schema(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+pub fn manifest_from_wit(manifest: wit_actions::Manifest) -> m::Manifest {
+    m::Manifest {
+        name: manifest.name,
+        version: manifest.version,
+        wit_version: manifest.wit_version,
+        description: manifest.description,
+        settings: manifest
+            .settings
+            .into_iter()
+            .map(|f| m::SettingField {
+                key: f.key,
+                scope: f.scope,
+                json_schema: schema(f.json_schema),
+                required: f.required,
+                description: f.description,
+                example: f.example,
+            })
+            .collect(),
+        credential: m::Credential {
+            name: manifest.credential.name,
+            description: manifest.credential.description,
+            host_held: manifest.credential.host_held,
+            config_keys: manifest.credential.config_keys,
+        },
+        actions: manifest
+            .actions
+            .into_iter()
+            .map(|a| m::ActionInfo {
+                name: a.name,
+                kind: match a.kind {
+                    wit_actions::ActionKind::Test => m::ActionKind::Test,
+                    wit_actions::ActionKind::Contain => m::ActionKind::Contain,
+                    wit_actions::ActionKind::Correct => m::ActionKind::Correct,
+                    wit_actions::ActionKind::Investigate => m::ActionKind::Investigate,
+                },
+                description: a.description,
+                changes_state: a.changes_state,
+                parameters: a
+                    .parameters
+                    .into_iter()
+                    .map(|p| m::Parameter {
+                        name: p.name,
+                        description: p.description,
+                        required: p.required,
+                        json_schema: schema(p.json_schema),
+                    })
+                    .collect(),
+                output_schema: schema(a.output_schema),
+                undo: a.undo,
+            })
+            .collect(),
+    }
+}
+
+pub fn request_from_wit(request: HttpRequest) -> plain::Request {
+    plain::Request {
+        idp: request.idp,
+        method: match request.method {
+            HttpMethod::Get => plain::Method::Get,
+            HttpMethod::Post => plain::Method::Post,
+            HttpMethod::Put => plain::Method::Put,
+            HttpMethod::Patch => plain::Method::Patch,
+            HttpMethod::Delete => plain::Method::Delete,
+        },
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+    }
+}
+
+pub fn response_to_wit(response: plain::Response) -> HttpResponse {
+    HttpResponse {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    }
+}
+
+pub fn http_error_to_wit(error: plain::HttpError) -> HttpError {
+    match error {
+        plain::HttpError::Denied(why) => HttpError::Denied(why),
+        plain::HttpError::Timeout(why) => HttpError::Timeout(why),
+        plain::HttpError::ConnectionFailed(why) => HttpError::ConnectionFailed(why),
+        plain::HttpError::TlsFailed(why) => HttpError::TlsFailed(why),
+        plain::HttpError::TooLarge(why) => HttpError::TooLarge(why),
+    }
+}
+
+pub fn log_level_from_wit(level: LogLevelWit) -> plain::LogLevel {
+    match level {
+        LogLevelWit::Debug => plain::LogLevel::Debug,
+        LogLevelWit::Info => plain::LogLevel::Info,
+        LogLevelWit::Warn => plain::LogLevel::Warn,
+        LogLevelWit::Error => plain::LogLevel::Error,
+    }
+}

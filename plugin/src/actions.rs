@@ -1,0 +1,198 @@
+//! The four actions, run provider by provider: find the group, find the users, read
+//! membership, change only what must change.
+
+use crate::host::Host;
+use crate::model::{
+    ActionError, ActionResult, ErrorKind, GroupRef, MembershipRequest, Provider, ProviderOutcome, ProviderResult,
+    Settings, UserOutcome, UserRef, UserResult,
+};
+use crate::scim::client::ScimClient;
+use crate::scim::lookup::Membership;
+use crate::scim::response::{Group, User};
+use crate::summary::{connection_status, membership_status};
+use crate::user_ref::check_user_ref;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipAction {
+    Add,
+    Remove,
+    Check,
+}
+
+pub fn test_connection(host: &mut impl Host, settings: &Settings) -> ActionResult {
+    let providers: Vec<ProviderResult> = settings
+        .providers
+        .iter()
+        .map(|provider| {
+            let mut scim = ScimClient::new(host, provider, settings.retry_after_cap_ms);
+            let mut result = provider_result(provider, Vec::new());
+            match scim.find_group() {
+                Ok(group) => {
+                    result.group = Some(group_ref(&group));
+                    result.outcome = Some(ProviderOutcome::Connected);
+                }
+                Err(error) => result.error = Some(error),
+            }
+            result
+        })
+        .collect();
+    let status = connection_status(&providers);
+    ActionResult { status, providers }
+}
+
+pub fn run_membership_action(host: &mut impl Host, request: &MembershipRequest, action: MembershipAction) -> ActionResult {
+    let mut providers: Vec<ProviderResult> = request
+        .settings
+        .providers
+        .iter()
+        .map(|provider| {
+            let mut scim = ScimClient::new(host, provider, request.settings.retry_after_cap_ms);
+            on_provider(&mut scim, &request.users, action, request.dry_run)
+        })
+        .collect();
+    let status = membership_status(&mut providers, request.users.len());
+    ActionResult { status, providers }
+}
+
+fn provider_result(provider: &Provider, users: Vec<UserResult>) -> ProviderResult {
+    ProviderResult {
+        idp: provider.name.clone(),
+        group: Some(GroupRef {
+            display_name: provider.restricted_group.clone(),
+            id: provider.restricted_group_id.clone(),
+        }),
+        outcome: None,
+        error: None,
+        users,
+    }
+}
+
+fn group_ref(group: &Group) -> GroupRef {
+    GroupRef {
+        display_name: group.display_name.clone(),
+        id: Some(group.id.clone()),
+    }
+}
+
+fn on_provider<H: Host>(
+    scim: &mut ScimClient<'_, H>,
+    users: &[UserRef],
+    action: MembershipAction,
+    dry_run: bool,
+) -> ProviderResult {
+    let mut results: Vec<UserResult> = users.iter().map(UserResult::pending).collect();
+    let mut result = provider_result(scim.provider, Vec::new());
+    if users.is_empty() {
+        result.error = Some(ActionError::new(
+            ErrorKind::InvalidInput,
+            "no users given: name at least one user by email, id:SCIM_ID or external:EXTERNAL_ID",
+        ));
+        return result;
+    }
+    let group = match scim.find_group() {
+        Ok(group) => group,
+        Err(error) => {
+            result.error = Some(error);
+            result.users = results;
+            return result;
+        }
+    };
+    result.group = Some(group_ref(&group));
+
+    // Users the plugin may not act on are refused here too, whatever the host checked.
+    let mut valid: Vec<usize> = Vec::new();
+    for (index, user) in users.iter().enumerate() {
+        match check_user_ref(user) {
+            Ok(()) => valid.push(index),
+            Err(why) => results[index].error = Some(ActionError::new(ErrorKind::InvalidInput, why)),
+        }
+    }
+    let valid_refs: Vec<UserRef> = valid.iter().map(|&index| users[index].clone()).collect();
+    let found = scim.find_users(&valid_refs);
+
+    // Each distinct SCIM user is decided once, however many ways the caller named it.
+    let mut targets: Vec<(User, Vec<usize>)> = Vec::new();
+    for (&index, lookup) in valid.iter().zip(found) {
+        match lookup {
+            Ok(Some(user)) => {
+                results[index].user_id = Some(user.id.clone());
+                match targets.iter_mut().find(|(known, _)| known.id == user.id) {
+                    Some((_, indices)) => indices.push(index),
+                    None => targets.push((user, vec![index])),
+                }
+            }
+            Ok(None) => results[index].outcome = Some(UserOutcome::NotInProvider),
+            Err(error) => results[index].error = Some(error),
+        }
+    }
+
+    let mut to_change: Vec<(&User, &[usize])> = Vec::new();
+    for (user, indices) in &targets {
+        let membership = match scim.membership(&group, user) {
+            Ok(membership) => membership,
+            Err(error) => {
+                for &index in indices {
+                    results[index].error = Some(error.clone());
+                }
+                continue;
+            }
+        };
+        let verified = membership != Membership::Unknown;
+        let settled = match (action, membership) {
+            (MembershipAction::Check, Membership::Member) => Some(UserOutcome::Member),
+            (MembershipAction::Check, Membership::NotMember) => Some(UserOutcome::NotMember),
+            (MembershipAction::Add, Membership::Member) => Some(UserOutcome::AlreadyMember),
+            (MembershipAction::Remove, Membership::NotMember) => Some(UserOutcome::NotMember),
+            (MembershipAction::Add, _) if dry_run => Some(UserOutcome::WouldAdd),
+            (MembershipAction::Remove, _) if dry_run => Some(UserOutcome::WouldRemove),
+            _ => None,
+        };
+        for &index in indices {
+            results[index].membership_verified = verified;
+        }
+        match settled {
+            Some(outcome) => {
+                for &index in indices {
+                    results[index].outcome = Some(outcome);
+                }
+            }
+            None if action == MembershipAction::Check => {
+                let error = ActionError::new(
+                    ErrorKind::Server,
+                    format!(
+                        "{}: the server offers no way to read the members of group {}, so membership cannot be checked",
+                        scim.idp(),
+                        group.id
+                    ),
+                );
+                for &index in indices {
+                    results[index].error = Some(error.clone());
+                }
+            }
+            None => to_change.push((user, indices.as_slice())),
+        }
+    }
+
+    if !to_change.is_empty() {
+        let users_to_change: Vec<&User> = to_change.iter().map(|(user, _)| *user).collect();
+        let outcomes = match action {
+            MembershipAction::Add => scim.add_members(&group, &users_to_change),
+            _ => scim.remove_members(&group, &users_to_change),
+        };
+        for ((_, indices), outcome) in to_change.iter().zip(outcomes) {
+            for &index in indices.iter() {
+                match &outcome {
+                    Ok(done) => {
+                        results[index].outcome = Some(*done);
+                        if *done == UserOutcome::AlreadyMember {
+                            results[index].membership_verified = true;
+                        }
+                    }
+                    Err(error) => results[index].error = Some(error.clone()),
+                }
+            }
+        }
+    }
+    result.users = results;
+    result
+}

@@ -1,0 +1,267 @@
+//! Binds the plugin to the WIT world `soar:restricted-group/plugin`: converts WIT records to the
+//! plain Rust model and back, and implements [`Host`] with the WIT imports.
+
+use crate::host::{self, Host};
+use crate::{manifest, model};
+
+wit_bindgen::generate!({
+    world: "plugin",
+    path: "../wit",
+});
+
+use exports::soar::restricted_group::actions as wit_actions;
+use soar::restricted_group::{http, log, types, wait};
+
+struct Plugin;
+
+export!(Plugin);
+
+/// The host, reached through the WIT imports.
+struct Imports;
+
+impl Host for Imports {
+    fn send(&mut self, request: host::Request) -> Result<host::Response, host::HttpError> {
+        let request = http::Request {
+            idp: request.idp,
+            method: match request.method {
+                host::Method::Get => http::Method::Get,
+                host::Method::Post => http::Method::Post,
+                host::Method::Put => http::Method::Put,
+                host::Method::Patch => http::Method::Patch,
+                host::Method::Delete => http::Method::Delete,
+            },
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        match http::send(&request) {
+            Ok(response) => Ok(host::Response {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            }),
+            Err(error) => Err(match error {
+                http::HttpError::Denied(why) => host::HttpError::Denied(why),
+                http::HttpError::Timeout(why) => host::HttpError::Timeout(why),
+                http::HttpError::ConnectionFailed(why) => host::HttpError::ConnectionFailed(why),
+                http::HttpError::TlsFailed(why) => host::HttpError::TlsFailed(why),
+                http::HttpError::TooLarge(why) => host::HttpError::TooLarge(why),
+            }),
+        }
+    }
+
+    fn sleep(&mut self, duration_ms: u64) -> bool {
+        wait::sleep(duration_ms)
+    }
+
+    fn log(&mut self, level: host::LogLevel, message: &str) {
+        let level = match level {
+            host::LogLevel::Debug => log::Level::Debug,
+            host::LogLevel::Info => log::Level::Info,
+            host::LogLevel::Warn => log::Level::Warn,
+            host::LogLevel::Error => log::Level::Error,
+        };
+        log::write(level, message);
+    }
+}
+
+impl wit_actions::Guest for Plugin {
+    fn test_connection(settings: types::Settings) -> types::ActionResult {
+        to_wit_result(crate::test_connection(&mut Imports, &from_wit_settings(settings)))
+    }
+
+    fn add_to_group(request: types::MembershipRequest) -> types::ActionResult {
+        run(request, crate::MembershipAction::Add)
+    }
+
+    fn remove_from_group(request: types::MembershipRequest) -> types::ActionResult {
+        run(request, crate::MembershipAction::Remove)
+    }
+
+    fn check_membership(request: types::MembershipRequest) -> types::ActionResult {
+        run(request, crate::MembershipAction::Check)
+    }
+
+    fn describe() -> wit_actions::Manifest {
+        to_wit_manifest(manifest::manifest())
+    }
+}
+
+fn run(request: types::MembershipRequest, action: crate::MembershipAction) -> types::ActionResult {
+    let request = model::MembershipRequest {
+        settings: from_wit_settings(request.settings),
+        users: request.users.into_iter().map(from_wit_user).collect(),
+        dry_run: request.dry_run,
+    };
+    to_wit_result(crate::run_membership_action(&mut Imports, &request, action))
+}
+
+fn from_wit_settings(settings: types::Settings) -> model::Settings {
+    model::Settings {
+        providers: settings
+            .providers
+            .into_iter()
+            .map(|provider| model::Provider {
+                name: provider.name,
+                base_url: provider.base_url,
+                restricted_group: provider.restricted_group,
+                restricted_group_id: provider.restricted_group_id,
+                profile: match provider.profile {
+                    types::Profile::Zpa => model::Profile::Zpa,
+                    types::Profile::Zia => model::Profile::Zia,
+                    types::Profile::Generic => model::Profile::Generic,
+                },
+                max_retries: provider.max_retries,
+            })
+            .collect(),
+        retry_after_cap_ms: settings.retry_after_cap_ms,
+    }
+}
+
+fn from_wit_user(user: types::UserRef) -> model::UserRef {
+    match user {
+        types::UserRef::Email(email) => model::UserRef::Email(email),
+        types::UserRef::Id(id) => model::UserRef::Id(id),
+        types::UserRef::External(external) => model::UserRef::External(external),
+    }
+}
+
+fn to_wit_result(result: model::ActionResult) -> types::ActionResult {
+    types::ActionResult {
+        status: match result.status {
+            model::Status::Success => types::Status::Success,
+            model::Status::Partial => types::Status::Partial,
+            model::Status::Failed => types::Status::Failed,
+        },
+        providers: result
+            .providers
+            .into_iter()
+            .map(|provider| types::ProviderResult {
+                idp: provider.idp,
+                group: provider.group.map(|group| types::GroupRef {
+                    display_name: group.display_name,
+                    id: group.id,
+                }),
+                outcome: provider.outcome.map(|model::ProviderOutcome::Connected| types::ProviderOutcome::Connected),
+                error: provider.error.map(to_wit_error),
+                users: provider
+                    .users
+                    .into_iter()
+                    .map(|user| types::UserResult {
+                        user: user.user,
+                        user_id: user.user_id,
+                        outcome: user.outcome.map(to_wit_outcome),
+                        error: user.error.map(to_wit_error),
+                        membership_verified: user.membership_verified,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn to_wit_outcome(outcome: model::UserOutcome) -> types::UserOutcome {
+    use model::UserOutcome as M;
+    use types::UserOutcome as W;
+    match outcome {
+        M::Added => W::Added,
+        M::AlreadyMember => W::AlreadyMember,
+        M::Removed => W::Removed,
+        M::NotMember => W::NotMember,
+        M::WouldAdd => W::WouldAdd,
+        M::WouldRemove => W::WouldRemove,
+        M::Member => W::Member,
+        M::NotInProvider => W::NotInProvider,
+    }
+}
+
+fn to_wit_error(error: model::ActionError) -> types::Error {
+    use model::ErrorKind as M;
+    use types::ErrorKind as W;
+    let kind = match error.kind {
+        M::InvalidInput => W::InvalidInput,
+        M::InvalidConfig => W::InvalidConfig,
+        M::AuthFailed => W::AuthFailed,
+        M::UserNotFound => W::UserNotFound,
+        M::GroupNotFound => W::GroupNotFound,
+        M::AmbiguousGroup => W::AmbiguousGroup,
+        M::RateLimited => W::RateLimited,
+        M::Denied => W::Denied,
+        M::Timeout => W::Timeout,
+        M::Transport => W::Transport,
+        M::Tls => W::Tls,
+        M::TooLarge => W::TooLarge,
+        M::Redirect => W::Redirect,
+        M::Server => W::Server,
+        M::Protocol => W::Protocol,
+        M::LookupLimit => W::LookupLimit,
+        M::ProtectedUser => W::ProtectedUser,
+        M::PluginLoad => W::PluginLoad,
+        M::PluginTimeout => W::PluginTimeout,
+        M::PluginOutOfMemory => W::PluginOutOfMemory,
+        M::PluginPanicked => W::PluginPanicked,
+        M::PluginTrapped => W::PluginTrapped,
+    };
+    types::Error {
+        kind,
+        message: error.message,
+        status: error.status,
+        detail: error.detail,
+        retry_after_ms: error.retry_after_ms,
+        ids: error.ids,
+    }
+}
+
+fn to_wit_manifest(manifest: manifest::Manifest) -> wit_actions::Manifest {
+    wit_actions::Manifest {
+        name: manifest.name,
+        version: manifest.version,
+        wit_version: manifest.wit_version,
+        description: manifest.description,
+        settings: manifest
+            .settings
+            .into_iter()
+            .map(|field| wit_actions::SettingField {
+                key: field.key,
+                scope: field.scope,
+                json_schema: field.json_schema.to_string(),
+                required: field.required,
+                description: field.description,
+                example: field.example,
+            })
+            .collect(),
+        credential: wit_actions::Credential {
+            name: manifest.credential.name,
+            description: manifest.credential.description,
+            host_held: manifest.credential.host_held,
+            config_keys: manifest.credential.config_keys,
+        },
+        actions: manifest
+            .actions
+            .into_iter()
+            .map(|action| wit_actions::ActionInfo {
+                name: action.name,
+                kind: match action.kind {
+                    manifest::ActionKind::Test => wit_actions::ActionKind::Test,
+                    manifest::ActionKind::Contain => wit_actions::ActionKind::Contain,
+                    manifest::ActionKind::Correct => wit_actions::ActionKind::Correct,
+                    manifest::ActionKind::Investigate => wit_actions::ActionKind::Investigate,
+                },
+                description: action.description,
+                changes_state: action.changes_state,
+                parameters: action
+                    .parameters
+                    .into_iter()
+                    .map(|parameter| wit_actions::Parameter {
+                        name: parameter.name,
+                        description: parameter.description,
+                        required: parameter.required,
+                        json_schema: parameter.json_schema.to_string(),
+                    })
+                    .collect(),
+                output_schema: action.output_schema.to_string(),
+                undo: action.undo,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,308 @@
+//! One provider's SCIM endpoint: sends requests through the host, retries what is worth
+//! retrying, and turns failures into typed errors a playbook can branch on.
+
+use crate::host::{Host, HttpError, LogLevel, Method, Request, Response};
+use crate::model::{ActionError, ErrorKind, Provider};
+use crate::scim::response::{is_json_content_type, parse_error_body, quote, retry_after_ms};
+use serde_json::Value;
+
+const SCIM_JSON: &str = "application/scim+json";
+const ACCEPT: &str = "application/scim+json, application/json";
+const BACKOFF_BASE_MS: u64 = 500;
+const BACKOFF_MAX_MS: u64 = 8_000;
+/// A 409 on a write that a server uses as a lock is retried after this long.
+const LOCK_RETRY_MS: u64 = 1_000;
+
+/// What the client learns about a server during one action, so it asks each question once.
+#[derive(Debug, Default)]
+pub struct Learned {
+    /// A filtered query came back with resources that do not match: filters cannot be trusted.
+    pub filters_ignored: bool,
+    /// `GET /Users?filter=...` is refused (400 invalidFilter, 501).
+    pub user_filter_rejected: bool,
+    /// `or` in a user filter is refused or misread.
+    pub or_filter_unusable: bool,
+    /// `filter=id eq ".." and members[value eq ".."]` is refused or misread.
+    pub membership_filter_unusable: bool,
+    /// The group's `members`, once read: `Some(None)` when the server does not list them.
+    pub group_members: Option<Option<Vec<String>>>,
+    /// The add form that worked: `path: members` (false) or ZIA's path-less form (true).
+    pub add_without_path: bool,
+    /// The remove form that worked: RFC `members[value eq ".."]` (false) or Entra's value list (true).
+    pub remove_with_value_list: bool,
+}
+
+pub struct ScimClient<'a, H: Host> {
+    host: &'a mut H,
+    pub provider: &'a Provider,
+    pub learned: Learned,
+    base: String,
+    retry_after_cap_ms: u64,
+    /// Once the provider fails in a way every later request would share (bad token, TLS,
+    /// deadline), later requests fail at once with the same error instead of being sent.
+    fatal: Option<ActionError>,
+}
+
+/// How a failed answer is described: "looking up user alice@corp.example".
+pub type Doing<'s> = &'s str;
+
+impl<'a, H: Host> ScimClient<'a, H> {
+    pub fn new(host: &'a mut H, provider: &'a Provider, retry_after_cap_ms: u64) -> Self {
+        ScimClient {
+            host,
+            provider,
+            learned: Learned::default(),
+            base: provider.base_url.trim_end_matches('/').to_string(),
+            retry_after_cap_ms,
+            fatal: None,
+        }
+    }
+
+    pub fn idp(&self) -> &str {
+        &self.provider.name
+    }
+
+    pub fn log(&mut self, level: LogLevel, message: &str) {
+        let message = format!("[{}] {message}", self.provider.name);
+        self.host.log(level, &message);
+    }
+
+    /// The URL of `path_and_query` (`/Users?filter=...`) under the base URL.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
+    /// Sends a request, retrying 429, 502, 503, 504 and connection failures with backoff
+    /// (and a 409 lock on writes when `lock_retry` is set). Returns any answer the server
+    /// finally gave, whatever its status, or the error that kept it from answering.
+    pub fn send(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+        lock_retry: bool,
+        doing: Doing,
+    ) -> Result<Response, ActionError> {
+        if let Some(fatal) = &self.fatal {
+            return Err(fatal.clone());
+        }
+        let mut headers = vec![("Accept".to_string(), ACCEPT.to_string())];
+        if body.is_some() {
+            headers.push(("Content-Type".to_string(), SCIM_JSON.to_string()));
+        }
+        let request = Request {
+            idp: self.provider.name.clone(),
+            method,
+            url: self.url(path_and_query),
+            headers,
+            body: body.map(|value| serde_json::to_vec(value).expect("a JSON value serialises")),
+        };
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome = self.host.send(request.clone());
+            let wait_ms = match &outcome {
+                Ok(response) => self.retry_wait(response, attempt, lock_retry),
+                Err(HttpError::ConnectionFailed(_)) => Some(backoff_ms(attempt, &request.url)),
+                Err(_) => None,
+            };
+            let Some(wait_ms) = wait_ms else {
+                return self.finish(outcome, doing);
+            };
+            if attempt >= self.provider.max_retries {
+                let why = format!("after {} attempt{}", attempt + 1, if attempt == 0 { "" } else { "s" });
+                let error = self.give_up(outcome, None, doing, &why);
+                return Err(self.remember_if_fatal(error));
+            }
+            let message = format!("{doing}: {}; retrying in {wait_ms} ms", describe_attempt(&outcome));
+            self.log(LogLevel::Warn, &message);
+            if !self.host.sleep(wait_ms) {
+                let error = self.give_up(outcome, Some(wait_ms), doing, "the action's deadline comes before the retry");
+                return Err(self.remember_if_fatal(error));
+            }
+            attempt += 1;
+        }
+    }
+
+    /// A final answer: auth failures and redirects are errors here, every other status is the
+    /// caller's to judge.
+    fn finish(&mut self, outcome: Result<Response, HttpError>, doing: Doing) -> Result<Response, ActionError> {
+        let error = match outcome {
+            Ok(response) if is_auth_failure(response.status) || (300..400).contains(&response.status) => {
+                self.status_error(&response, doing)
+            }
+            Ok(response) => return Ok(response),
+            Err(error) => self.transport_error(error, doing),
+        };
+        Err(self.remember_if_fatal(error))
+    }
+
+    /// How long to wait before retrying this answer, if it is worth retrying.
+    fn retry_wait(&self, response: &Response, attempt: u32, lock_retry: bool) -> Option<u64> {
+        match response.status {
+            429 | 502 | 503 | 504 => Some(match retry_after_ms(response) {
+                Some(asked) => asked.min(self.retry_after_cap_ms),
+                None => backoff_ms(attempt, &self.base),
+            }),
+            409 if lock_retry => Some(LOCK_RETRY_MS),
+            _ => None,
+        }
+    }
+
+    /// The error for a retryable failure that we stop retrying.
+    fn give_up(
+        &self,
+        outcome: Result<Response, HttpError>,
+        wait_ms: Option<u64>,
+        doing: Doing,
+        why: &str,
+    ) -> ActionError {
+        match outcome {
+            Ok(response) => {
+                let mut error = self.status_error(&response, doing);
+                error.message = format!("{} ({why})", error.message);
+                if response.status == 429 {
+                    error.retry_after_ms = retry_after_ms(&response).or(wait_ms);
+                }
+                error
+            }
+            Err(error) => {
+                let mut error = self.transport_error(error, doing);
+                error.message = format!("{} ({why})", error.message);
+                error
+            }
+        }
+    }
+
+    fn remember_if_fatal(&mut self, error: ActionError) -> ActionError {
+        if is_fatal(error.kind) && self.fatal.is_none() {
+            self.fatal = Some(error.clone());
+        }
+        error
+    }
+
+    /// The typed error for an answer that is not a success.
+    pub fn status_error(&self, response: &Response, doing: Doing) -> ActionError {
+        let idp = self.idp();
+        let status = response.status;
+        let server = parse_error_body(&response.body);
+        let (kind, message) = match status {
+            401 | 403 => (
+                ErrorKind::AuthFailed,
+                format!(
+                    "{idp}: the SCIM server refused the bearer token (HTTP {status}) while {doing}; \
+                     check the provider's token and that SCIM is enabled for this identity provider"
+                ),
+            ),
+            300..=399 => {
+                let location = response.header("location").map(quote).unwrap_or_else(|| "nowhere".into());
+                (
+                    ErrorKind::Redirect,
+                    format!(
+                        "{idp}: the server answered HTTP {status} redirecting to {location} while {doing}; \
+                         redirects are not followed: set base_url to the SCIM endpoint itself"
+                    ),
+                )
+            }
+            429 => (
+                ErrorKind::RateLimited,
+                format!("{idp}: the SCIM server is throttling requests (HTTP 429) while {doing}"),
+            ),
+            _ => {
+                let said = server.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+                (ErrorKind::Server, format!("{idp}: HTTP {status} while {doing}{said}"))
+            }
+        };
+        ActionError::new(kind, message).with_status(status).with_detail(server.detail)
+    }
+
+    fn transport_error(&self, error: HttpError, doing: Doing) -> ActionError {
+        let idp = self.idp();
+        let (kind, what, advice) = match error {
+            HttpError::Denied(why) => (ErrorKind::Denied, why, "the host's egress policy refused it"),
+            HttpError::Timeout(why) => (ErrorKind::Timeout, why, "no answer in time"),
+            HttpError::ConnectionFailed(why) => {
+                (ErrorKind::Transport, why, "check base_url and the network path to the SCIM server")
+            }
+            HttpError::TlsFailed(why) => {
+                (ErrorKind::Tls, why, "the server's certificate is not trusted: check the host's CA settings")
+            }
+            HttpError::TooLarge(why) => (ErrorKind::TooLarge, why, "the answer exceeds the host's size limit"),
+        };
+        ActionError::new(kind, format!("{idp}: {doing} failed: {what} ({advice})"))
+    }
+
+    /// Parses a success answer's JSON body; a body that is not JSON is a `protocol` error.
+    pub fn json_body(&self, response: &Response, doing: Doing) -> Result<Value, ActionError> {
+        let idp = self.idp();
+        if let Some(content_type) = response.header("content-type") {
+            if !is_json_content_type(content_type) {
+                return Err(ActionError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{idp}: answered {} with Content-Type '{}' instead of SCIM JSON while {doing}: {}",
+                        response.status,
+                        quote(content_type),
+                        quote(&String::from_utf8_lossy(&response.body))
+                    ),
+                )
+                .with_status(response.status));
+            }
+        }
+        serde_json::from_slice(&response.body).map_err(|error| {
+            ActionError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{idp}: answered {} with a body that is not valid JSON ({error}) while {doing}: {}",
+                    response.status,
+                    quote(&String::from_utf8_lossy(&response.body))
+                ),
+            )
+            .with_status(response.status)
+        })
+    }
+
+    /// A `protocol` error about an answer that parsed but does not make sense.
+    pub fn protocol_error(&self, doing: Doing, what: &str) -> ActionError {
+        ActionError::new(ErrorKind::Protocol, format!("{}: {what} while {doing}", self.idp()))
+    }
+}
+
+/// Errors that every later request to the same provider would share (bad token, TLS, deadline,
+/// unreachable): nothing more is sent once one occurs.
+pub fn is_fatal(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::AuthFailed
+            | ErrorKind::Denied
+            | ErrorKind::Tls
+            | ErrorKind::Timeout
+            | ErrorKind::Transport
+            | ErrorKind::RateLimited
+            | ErrorKind::Redirect
+    )
+}
+
+fn is_auth_failure(status: u16) -> bool {
+    status == 401 || status == 403
+}
+
+/// Exponential backoff with jitter, so that playbooks throttled together do not retry together.
+fn backoff_ms(attempt: u32, salt: &str) -> u64 {
+    let ceiling = BACKOFF_BASE_MS.saturating_mul(1 << attempt.min(16)).min(BACKOFF_MAX_MS);
+    ceiling / 2 + jitter(salt, attempt) % (ceiling / 2 + 1)
+}
+
+fn jitter(salt: &str, attempt: u32) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    (salt, attempt).hash(&mut hasher);
+    hasher.finish()
+}
+
+fn describe_attempt(outcome: &Result<Response, HttpError>) -> String {
+    match outcome {
+        Ok(response) => format!("HTTP {}", response.status),
+        Err(HttpError::ConnectionFailed(why)) => format!("connection failed: {why}"),
+        Err(other) => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,493 @@
+//! Finding the restricted group and the users, and reading membership, in as few requests as
+//! the server allows; every answer is checked so that a server that ignores filters never
+//! makes us act on the wrong object.
+
+use crate::encode::{eq_filter, filter_string, path_segment, query};
+use crate::host::{Host, LogLevel, Method};
+use crate::model::{ActionError, ErrorKind, UserRef};
+use crate::scim::client::{Doing, ScimClient};
+use crate::scim::response::{multi_valued_values, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User};
+use serde_json::Value;
+
+/// Paging stops here: past it a lookup fails with `lookup-limit` rather than scan for ever.
+pub const MAX_PAGES: u32 = 100;
+/// Users asked for in one `or` filter (keeps the URL well under common 8 KB limits).
+pub const USERS_PER_FILTER: usize = 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Membership {
+    Member,
+    NotMember,
+    /// The server offers no way to read it.
+    Unknown,
+}
+
+/// A list query's answer: a page, or the server's refusal of the filter.
+enum ListAnswer {
+    Page(ListPage),
+    FilterRejected,
+}
+
+/// What a user lookup found for one user: the user, nobody, or an error.
+pub type Found = Result<Option<User>, ActionError>;
+
+impl<H: Host> ScimClient<'_, H> {
+    /// `GET /{resource}?{params}`; with a filter, 400 and 501 mean the filter is refused.
+    fn get_list(&mut self, resource: &str, params: &[(&str, &str)], doing: Doing) -> Result<ListAnswer, ActionError> {
+        let filtered = params.iter().any(|(name, _)| *name == "filter");
+        let response = self.send(Method::Get, &format!("/{resource}?{}", query(params)), None, false, doing)?;
+        if filtered && (response.status == 400 || response.status == 501) {
+            let why = self.status_error(&response, doing).message;
+            self.log(LogLevel::Info, &format!("filter refused, reading pages instead: {why}"));
+            return Ok(ListAnswer::FilterRejected);
+        }
+        if response.status == 404 {
+            return Err(self.endpoint_missing(resource, doing));
+        }
+        if !(200..300).contains(&response.status) {
+            return Err(self.status_error(&response, doing));
+        }
+        let body = self.json_body(&response, doing)?;
+        parse_list(&body).map(ListAnswer::Page).map_err(|why| self.protocol_error(doing, &why))
+    }
+
+    fn endpoint_missing(&self, resource: &str, doing: Doing) -> ActionError {
+        ActionError::new(
+            ErrorKind::Server,
+            format!(
+                "{}: nothing answers at {} (HTTP 404) while {doing}; check that base_url is the SCIM endpoint \
+                 (for ZPA it ends in /v2)",
+                self.idp(),
+                self.url(&format!("/{resource}"))
+            ),
+        )
+        .with_status(404)
+    }
+
+    /// Pages through `/{resource}` and hands each resource to `visit`, which returns true
+    /// once it has all it wants. Follows short pages until `totalResults`.
+    fn scan(
+        &mut self,
+        resource: &str,
+        excluded: Option<&str>,
+        doing: Doing,
+        mut visit: impl FnMut(&Value) -> bool,
+    ) -> Result<(), ActionError> {
+        let count = self.provider.profile.page_size().to_string();
+        let mut start_index: u64 = 1;
+        for _ in 0..MAX_PAGES {
+            let start = start_index.to_string();
+            let mut params = vec![("startIndex", start.as_str()), ("count", count.as_str())];
+            if let Some(excluded) = excluded {
+                params.push(("excludedAttributes", excluded));
+            }
+            let ListAnswer::Page(page) = self.get_list(resource, &params, doing)? else {
+                unreachable!("an unfiltered list is never a refused filter")
+            };
+            for item in &page.resources {
+                if visit(item) {
+                    return Ok(());
+                }
+            }
+            start_index += page.resources.len() as u64;
+            let seen = start_index - 1;
+            if page.resources.is_empty() || page.total_results.is_some_and(|total| seen >= total) {
+                return Ok(());
+            }
+        }
+        Err(ActionError::new(
+            ErrorKind::LookupLimit,
+            format!(
+                "{}: {doing} read {MAX_PAGES} pages of /{resource} without reaching the end; the server does not \
+                 filter, so name the user by id:SCIM_ID or the group by restricted_group_id",
+                self.idp()
+            ),
+        ))
+    }
+
+    /// The restricted group, by id or by displayName (case-insensitive; exactly one).
+    pub fn find_group(&mut self) -> Result<Group, ActionError> {
+        if let Some(id) = self.provider.restricted_group_id.clone() {
+            return self.group_by_id(&id);
+        }
+        let name = self.provider.restricted_group.clone().unwrap_or_default();
+        let doing = format!("looking up the group \"{name}\"");
+        let filter = eq_filter("displayName", &name);
+        let params = [("filter", filter.as_str()), ("excludedAttributes", "members")];
+        let mut matches = Vec::new();
+        let mut filter_worked = false;
+        if let ListAnswer::Page(page) = self.get_list("Groups", &params, &doing)? {
+            let groups: Vec<Group> = page.resources.iter().filter_map(parse_group).collect();
+            if groups.iter().all(|group| same_text(group.display_name.as_deref(), &name)) {
+                filter_worked = true;
+                matches = groups;
+            } else {
+                self.learned.filters_ignored = true;
+            }
+        }
+        // A refused or ignored filter, or none found (the server may compare case-sensitively):
+        // read every group and compare here.
+        if !filter_worked || matches.is_empty() {
+            matches.clear();
+            self.scan("Groups", Some("members"), &doing, |resource| {
+                if let Some(group) = parse_group(resource) {
+                    if same_text(group.display_name.as_deref(), &name) {
+                        matches.push(group);
+                    }
+                }
+                false
+            })?;
+        }
+        match matches.len() {
+            0 => Err(ActionError::new(
+                ErrorKind::GroupNotFound,
+                format!(
+                    "{}: no group named \"{name}\"; create it and sync it from the identity provider, or fix \
+                     restricted_group",
+                    self.idp()
+                ),
+            )),
+            1 => Ok(matches.remove(0)),
+            _ => {
+                let ids: Vec<String> = matches.into_iter().map(|group| group.id).collect();
+                let mut error = ActionError::new(
+                    ErrorKind::AmbiguousGroup,
+                    format!(
+                        "{}: {} groups are named \"{name}\" (ids {}); set restricted_group_id to the one to use",
+                        self.idp(),
+                        ids.len(),
+                        ids.join(", ")
+                    ),
+                );
+                error.ids = Some(ids);
+                Err(error)
+            }
+        }
+    }
+
+    fn group_by_id(&mut self, id: &str) -> Result<Group, ActionError> {
+        let doing = format!("reading the group with id {id}");
+        let path = format!("/Groups/{}?excludedAttributes=members", path_segment(id));
+        let response = self.send(Method::Get, &path, None, false, &doing)?;
+        if response.status == 404 {
+            // Either no such group or a wrong base URL: one list request tells which.
+            let params = [("startIndex", "1"), ("count", "1"), ("excludedAttributes", "members")];
+            self.get_list("Groups", &params, &doing)?;
+            return Err(ActionError::new(
+                ErrorKind::GroupNotFound,
+                format!("{}: no group has id {id}; fix restricted_group_id", self.idp()),
+            )
+            .with_status(404));
+        }
+        if !(200..300).contains(&response.status) {
+            return Err(self.status_error(&response, &doing));
+        }
+        let body = self.json_body(&response, &doing)?;
+        match parse_group(&body) {
+            Some(group) if group.id == id => Ok(group),
+            Some(group) => Err(self.protocol_error(&doing, &format!("the server answered with group {}", group.id))),
+            None => Err(self.protocol_error(&doing, "the answer is not a group (no id)")),
+        }
+    }
+
+    /// Each user as the caller named it: found, not in this provider, or an error.
+    pub fn find_users(&mut self, users: &[UserRef]) -> Vec<Found> {
+        let mut found: Vec<Option<Found>> = vec![None; users.len()];
+        let mut emails = Vec::new();
+        let mut externals = Vec::new();
+        for (index, user) in users.iter().enumerate() {
+            match user {
+                UserRef::Id(id) => found[index] = Some(self.user_by_id(id)),
+                UserRef::Email(email) => emails.push((index, email.as_str())),
+                UserRef::External(external) => externals.push((index, external.as_str())),
+            }
+        }
+        self.users_by_attribute(Attribute::UserName, &emails, &mut found);
+        self.users_by_attribute(Attribute::ExternalId, &externals, &mut found);
+        found
+            .into_iter()
+            .map(|entry| entry.expect("every user was looked up"))
+            .collect()
+    }
+
+    pub fn user_by_id(&mut self, id: &str) -> Found {
+        let doing = format!("reading user id:{id}");
+        let response = self.send(Method::Get, &format!("/Users/{}", path_segment(id)), None, false, &doing)?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        if !(200..300).contains(&response.status) {
+            return Err(self.status_error(&response, &doing));
+        }
+        let body = self.json_body(&response, &doing)?;
+        match parse_user(&body) {
+            Some(user) if user.id == id => Ok(Some(user)),
+            Some(user) => Err(self.protocol_error(&doing, &format!("the server answered with user {}", user.id))),
+            None => Err(self.protocol_error(&doing, "the answer is not a user (no id)")),
+        }
+    }
+
+    /// Looks users up by userName or externalId: several in one `or` filter, then one filter
+    /// each for those the batch did not find, then (when filters are refused or ignored) by
+    /// reading pages.
+    fn users_by_attribute(&mut self, attribute: Attribute, wanted: &[(usize, &str)], found: &mut [Option<Found>]) {
+        if wanted.is_empty() {
+            return;
+        }
+        if wanted.len() > 1 && !self.filters_unusable() && !self.learned.or_filter_unusable {
+            for chunk in wanted.chunks(USERS_PER_FILTER) {
+                let filter = chunk
+                    .iter()
+                    .map(|(_, value)| eq_filter(attribute.name(), value))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                let doing = format!("looking up {} users by {}", chunk.len(), attribute.name());
+                let values: Vec<&str> = chunk.iter().map(|(_, value)| *value).collect();
+                match self.filtered_users(&filter, &values, attribute, &doing) {
+                    Some(Ok(users)) => {
+                        for (index, value) in chunk {
+                            let candidates: Vec<&User> =
+                                users.iter().filter(|user| attribute.matches(user, value)).collect();
+                            if !candidates.is_empty() {
+                                found[*index] = Some(self.pick(attribute, value, candidates));
+                            }
+                        }
+                    }
+                    Some(Err(error)) if !error_is_about_filter(&error) => {
+                        for (index, _) in chunk {
+                            found[*index] = Some(Err(error.clone()));
+                        }
+                    }
+                    _ => {
+                        self.learned.or_filter_unusable = true;
+                        break;
+                    }
+                }
+            }
+        }
+        // One filter per user still unknown (a batch can miss users on servers that misread `or`).
+        for (index, value) in wanted {
+            if found[*index].is_some() || self.filters_unusable() {
+                continue;
+            }
+            let doing = format!("looking up user {}", attribute.describe(value));
+            let filter = eq_filter(attribute.name(), value);
+            match self.filtered_users(&filter, &[value], attribute, &doing) {
+                Some(Ok(users)) => {
+                    let candidates: Vec<&User> = users.iter().collect();
+                    found[*index] = Some(if candidates.is_empty() {
+                        Ok(None)
+                    } else {
+                        self.pick(attribute, value, candidates)
+                    });
+                }
+                Some(Err(error)) => found[*index] = Some(Err(error)),
+                None => {}
+            }
+        }
+        let remaining: Vec<(usize, &str)> =
+            wanted.iter().copied().filter(|(index, _)| found[*index].is_none()).collect();
+        if remaining.is_empty() {
+            return;
+        }
+        let doing = format!("reading every user to find {} by {}", remaining.len(), attribute.name());
+        let mut candidates: Vec<Vec<User>> = vec![Vec::new(); remaining.len()];
+        let scanned = self.scan("Users", None, &doing, |resource| {
+            if let Some(user) = parse_user(resource) {
+                for (slot, (_, value)) in remaining.iter().enumerate() {
+                    if attribute.matches(&user, value) {
+                        candidates[slot].push(user.clone());
+                    }
+                }
+            }
+            candidates.iter().all(|list| !list.is_empty())
+        });
+        for (slot, (index, value)) in remaining.iter().enumerate() {
+            found[*index] = Some(match &scanned {
+                Ok(()) if candidates[slot].is_empty() => Ok(None),
+                Ok(()) => self.pick(attribute, value, candidates[slot].iter().collect()),
+                Err(error) => Err(error.clone()),
+            });
+        }
+    }
+
+    /// A filtered user query. `None` when the filter is refused or the answer shows it was
+    /// ignored (resources that match none of `values`); the client then stops filtering users.
+    fn filtered_users(
+        &mut self,
+        filter: &str,
+        values: &[&str],
+        attribute: Attribute,
+        doing: Doing,
+    ) -> Option<Result<Vec<User>, ActionError>> {
+        let page = match self.get_list("Users", &[("filter", filter)], doing) {
+            Ok(ListAnswer::Page(page)) => page,
+            Ok(ListAnswer::FilterRejected) => {
+                if values.len() == 1 {
+                    self.learned.user_filter_rejected = true;
+                }
+                return None;
+            }
+            Err(error) => return Some(Err(error)),
+        };
+        let users: Vec<User> = page.resources.iter().filter_map(parse_user).collect();
+        let all_match = users.len() == page.resources.len()
+            && users.iter().all(|user| values.iter().any(|value| attribute.matches(user, value)));
+        if !all_match {
+            if values.len() == 1 {
+                self.log(LogLevel::Info, "the server ignores filters; reading pages instead");
+                self.learned.filters_ignored = true;
+            }
+            return None;
+        }
+        Some(Ok(users))
+    }
+
+    fn filters_unusable(&self) -> bool {
+        self.learned.filters_ignored || self.learned.user_filter_rejected
+    }
+
+    /// The one user a value names; two is an error the caller must resolve with `id:`.
+    fn pick(&self, attribute: Attribute, value: &str, candidates: Vec<&User>) -> Found {
+        let exact: Vec<&&User> = candidates.iter().filter(|user| attribute.matches_exactly(user, value)).collect();
+        match (candidates.len(), exact.len()) {
+            (1, _) => Ok(Some(candidates[0].clone())),
+            (_, 1) => Ok(Some((*exact[0]).clone())),
+            _ => {
+                let ids: Vec<&str> = candidates.iter().map(|user| user.id.as_str()).collect();
+                Err(ActionError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "{}: {} users match {} (ids {}); name the user as id:SCIM_ID",
+                        self.idp(),
+                        candidates.len(),
+                        attribute.describe(value),
+                        ids.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Whether `user` is in `group`: from the user's own `groups` list when the server fills it,
+    /// else a filtered group query, else the group's members.
+    pub fn membership(&mut self, group: &Group, user: &User) -> Result<Membership, ActionError> {
+        if let Some(groups) = &user.groups {
+            return Ok(membership_of(groups.contains(&group.id)));
+        }
+        if !self.learned.membership_filter_unusable && !self.learned.filters_ignored {
+            let doing = format!("checking whether user {} is in group {}", user.id, group.id);
+            let filter = format!("id eq {} and members[value eq {}]", filter_string(&group.id), filter_string(&user.id));
+            let params = [("filter", filter.as_str()), ("excludedAttributes", "members")];
+            match self.get_list("Groups", &params, &doing) {
+                Ok(ListAnswer::Page(page)) => {
+                    let ids: Vec<Option<String>> = page.resources.iter().map(|r| string_attr(r, "id")).collect();
+                    if ids.iter().all(|id| id.as_deref() == Some(group.id.as_str())) {
+                        return Ok(membership_of(!ids.is_empty()));
+                    }
+                    self.learned.filters_ignored = true;
+                }
+                Ok(ListAnswer::FilterRejected) => {}
+                Err(error) if error.kind != ErrorKind::Server && error.kind != ErrorKind::Protocol => return Err(error),
+                Err(_) => {}
+            }
+            self.learned.membership_filter_unusable = true;
+        }
+        match self.group_members(group)? {
+            Some(members) => Ok(membership_of(members.contains(&user.id))),
+            None => Ok(Membership::Unknown),
+        }
+    }
+
+    /// The group's members, read once per action; `None` when the server does not list them.
+    fn group_members(&mut self, group: &Group) -> Result<Option<Vec<String>>, ActionError> {
+        if let Some(members) = &self.learned.group_members {
+            return Ok(members.clone());
+        }
+        let doing = format!("reading the members of group {}", group.id);
+        let path = format!("/Groups/{}?attributes=members", path_segment(&group.id));
+        let response = self.send(Method::Get, &path, None, false, &doing)?;
+        if !(200..300).contains(&response.status) {
+            return Err(self.status_error(&response, &doing));
+        }
+        let body = self.json_body(&response, &doing)?;
+        let members = multi_valued_values(&body, "members");
+        if members.is_none() {
+            self.log(LogLevel::Warn, "the server lists no members for the group: membership cannot be verified");
+        }
+        self.learned.group_members = Some(members.clone());
+        Ok(members)
+    }
+
+    /// Reads membership again after a change was refused as a conflict: fresh users, fresh
+    /// group members.
+    pub fn reread_membership(&mut self, group: &Group, user: &User) -> Result<Membership, ActionError> {
+        self.learned.group_members = None;
+        let fresh = if user.groups.is_some() {
+            self.user_by_id(&user.id)?.unwrap_or_else(|| user.clone())
+        } else {
+            user.clone()
+        };
+        self.membership(group, &fresh)
+    }
+}
+
+fn membership_of(is_member: bool) -> Membership {
+    if is_member {
+        Membership::Member
+    } else {
+        Membership::NotMember
+    }
+}
+
+/// Server errors and unparsable answers to an `or` filter may mean the server cannot
+/// evaluate it; one filter per user is then worth trying.
+fn error_is_about_filter(error: &ActionError) -> bool {
+    matches!(error.kind, ErrorKind::Server | ErrorKind::Protocol)
+}
+
+/// Case-insensitive comparison (RFC 7643: userName and displayName are caseExact=false).
+fn same_text(a: Option<&str>, b: &str) -> bool {
+    a.is_some_and(|a| a == b || a.to_lowercase() == b.to_lowercase())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attribute {
+    UserName,
+    ExternalId,
+}
+
+impl Attribute {
+    fn name(self) -> &'static str {
+        match self {
+            Attribute::UserName => "userName",
+            Attribute::ExternalId => "externalId",
+        }
+    }
+
+    fn value(self, user: &User) -> Option<&str> {
+        match self {
+            Attribute::UserName => user.user_name.as_deref(),
+            Attribute::ExternalId => user.external_id.as_deref(),
+        }
+    }
+
+    /// userName compares case-insensitively; externalId is case-exact (RFC 7643).
+    fn matches(self, user: &User, value: &str) -> bool {
+        match self {
+            Attribute::UserName => same_text(self.value(user), value),
+            Attribute::ExternalId => self.matches_exactly(user, value),
+        }
+    }
+
+    fn matches_exactly(self, user: &User, value: &str) -> bool {
+        self.value(user) == Some(value)
+    }
+
+    fn describe(self, value: &str) -> String {
+        match self {
+            Attribute::UserName => value.to_string(),
+            Attribute::ExternalId => format!("external:{value}"),
+        }
+    }
+}
