@@ -279,16 +279,29 @@ fn major_of(version: &str) -> Option<u64> {
 /// Every import must be one the host provides: its own interfaces of the same major version,
 /// or the WASI pieces in [`wasi::ALLOWED_WASI`].
 fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
-    for (name, _) in component.component_type().imports(engine) {
-        if !import_allowed(name) {
-            return Err(LoadError(format!(
-                "imports {name}, which this host does not provide; a plugin may import only \
-                 {WIT_PACKAGE}/{{types,http,log,wait}}@{WIT_MAJOR}.x and {}",
-                wasi::ALLOWED_WASI.join(", ")
-            )));
-        }
+    let refused: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !import_allowed(name))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(LoadError(format!(
+        "imports {}, which this host does not provide; a plugin may import only \
+         {WIT_PACKAGE}/{{types,http,log,wait}}@{WIT_MAJOR}.x and {}",
+        refused.join(", "),
+        wasi::ALLOWED_WASI.join(", ")
+    )))
+}
+
+/// The names a component imports, for inspection (no linking, no cache).
+pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, LoadError> {
+    let engine = new_engine().map_err(|e| LoadError(format!("cannot set up wasmtime: {e}")))?;
+    let component = Component::new(&engine, bytes).map_err(|e| LoadError(format!("not a component: {e}")))?;
+    let names = component.component_type().imports(&engine).map(|(name, _)| name.to_string()).collect();
+    Ok(names)
 }
 
 pub fn import_allowed(name: &str) -> bool {

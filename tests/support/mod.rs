@@ -1,0 +1,269 @@
+//! What the end-to-end tests share: the real built component, the real `soar-host` binary,
+//! simulators on loopback, config files in scratch folders, and checks that no token leaks.
+
+use serde_json::{json, Value};
+use soar_host::simulator::{Seed, SeedGroup, Simulator, SimulatorOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A token no output may ever contain.
+pub const TOKEN: &str = "tok-LEAKCHECK-7f3a91c2e5";
+pub const OTHER_TOKEN: &str = "tok-LEAKCHECK-second-0b4d";
+pub const GROUP: &str = "ZPA Restricted Users";
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    // Test executables live in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent().and_then(Path::parent).and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+fn must_exist(path: PathBuf, build: &str) -> PathBuf {
+    assert!(path.is_file(), "{} is missing: run `{build}` first (scripts/test.sh does)", path.display());
+    path
+}
+
+/// The component the workspace builds (scripts/build-plugin.sh).
+pub fn plugin_path() -> PathBuf {
+    must_exist(
+        target_dir().join("wasm32-wasip2/component/restricted_group_plugin.wasm"),
+        "bash scripts/build-plugin.sh",
+    )
+}
+
+/// A hostile fixture component: `plain`, `clock`, `filesystem` or `sockets`.
+pub fn hostile_path(variant: &str) -> PathBuf {
+    must_exist(
+        target_dir().join(format!("fixtures/hostile-{variant}.wasm")),
+        "bash scripts/build-plugin.sh --fixtures",
+    )
+}
+
+pub fn soar_host_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
+    must_exist(profile_dir.join("soar-host"), "cargo build -p soar-host")
+}
+
+/// A fresh folder under target/e2e.
+pub fn scratch_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = target_dir().join("e2e").join(format!(
+        "{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::thread::current().name().unwrap_or("t").replace("::", "-")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// One `soar-host` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout as the one JSON document it must be.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    pub fn assert_no_secret(&self) {
+        for secret in [TOKEN, OTHER_TOKEN] {
+            assert!(!self.stdout.contains(secret), "token on stdout:\n{}", self.stdout);
+            assert!(!self.stderr.contains(secret), "token on stderr:\n{}", self.stderr);
+        }
+    }
+
+    /// The outcome of user `user` at provider `provider` (by index).
+    pub fn outcome(&self, provider: usize, user: usize) -> Value {
+        self.json()["providers"][provider]["users"][user]["outcome"].clone()
+    }
+
+    pub fn user_error_kind(&self, provider: usize, user: usize) -> Value {
+        self.json()["providers"][provider]["users"][user]["error"]["kind"].clone()
+    }
+}
+
+/// Runs the real binary with the tokens in its environment and a private compile cache.
+pub fn soar_host(args: &[&str], stdin: Option<&str>) -> Run {
+    let cache = target_dir().join("e2e-cache");
+    let mut child = Command::new(soar_host_binary())
+        .args(args)
+        .env("XDG_CACHE_HOME", &cache)
+        .env("SOAR_TEST_TOKEN", TOKEN)
+        .env("SOAR_TEST_TOKEN_2", OTHER_TOKEN)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start soar-host");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    let output = child.wait_with_output().expect("soar-host finished");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    run.assert_no_secret();
+    run
+}
+
+/// A simulator with a token, seeded with these users and one restricted group holding `members`
+/// (user names).
+pub fn simulator(token: &str, users: &[&str], members: &[&str]) -> Simulator {
+    let mut options = SimulatorOptions::new(token);
+    options.seed = Seed {
+        idp_id: None,
+        users: users.iter().map(|u| json!({"userName": u, "active": true})).collect(),
+        groups: Vec::new(),
+    };
+    let sim = Simulator::start(options).expect("simulator starts");
+    let member_ids: Vec<String> = members.iter().map(|m| user_id(&sim, m)).collect();
+    let refs: Vec<&str> = member_ids.iter().map(String::as_str).collect();
+    sim.add_group(GROUP, &refs);
+    sim
+}
+
+pub fn seed_group(display_name: &str) -> SeedGroup {
+    SeedGroup {
+        id: None,
+        display_name: display_name.into(),
+        members: Vec::new(),
+    }
+}
+
+/// The SCIM id the simulator gave a user.
+pub fn user_id(sim: &Simulator, user_name: &str) -> String {
+    find_id(sim, "Users", "userName", user_name)
+}
+
+pub fn group_id(sim: &Simulator, display_name: &str) -> String {
+    find_id(sim, "Groups", "displayName", display_name)
+}
+
+fn find_id(sim: &Simulator, endpoint: &str, attribute: &str, value: &str) -> String {
+    let url = format!("{}/{endpoint}?filter={}", sim.base_url(), percent(&format!("{attribute} eq \"{value}\"")));
+    let body = http_get(&url, sim.token());
+    let id = body["Resources"][0]["id"].as_str().unwrap_or_else(|| panic!("no {value} in {body}"));
+    sim.clear_requests();
+    id.to_string()
+}
+
+/// The restricted group's members, as user names.
+pub fn member_names(sim: &Simulator) -> Vec<String> {
+    let gid = group_id(sim, GROUP);
+    let ids = sim.members(&gid);
+    let body = http_get(&format!("{}/Users?count=100", sim.base_url()), sim.token());
+    sim.clear_requests();
+    let mut names: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            body["Resources"]
+                .as_array()
+                .and_then(|users| users.iter().find(|u| u["id"] == id.as_str()))
+                .and_then(|u| u["userName"].as_str())
+                .unwrap_or(id)
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// A plain GET with the bearer token, for test set-up and checks (not through the plugin).
+pub fn http_get(url: &str, token: &str) -> Value {
+    let response = ureq_get(url, token);
+    serde_json::from_str(&response).unwrap_or_else(|e| panic!("{url}: {e}: {response}"))
+}
+
+fn ureq_get(url: &str, token: &str) -> String {
+    // A tiny HTTP/1.1 client: the tests must not depend on the code under test for their checks.
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest.split_at(rest.find('/').expect("path"));
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// A config file for these providers: `(name, simulator, token variable)`; extra top-level keys
+/// merged in.
+pub fn write_config(dir: &Path, providers: &[(&str, &Simulator, &str)], extra: Value) -> PathBuf {
+    let list: Vec<Value> = providers
+        .iter()
+        .map(|(name, sim, token_env)| {
+            json!({"name": name, "base_url": sim.base_url(), "restricted_group": GROUP, "token_env": token_env})
+        })
+        .collect();
+    let mut config = json!({"allow_http": true, "identity_providers": list});
+    if let Value::Object(extra) = extra {
+        for (key, value) in extra {
+            config[key] = value;
+        }
+    }
+    write_json(dir, "config.json", &config)
+}
+
+pub fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).expect("JSON")).expect("write file");
+    path
+}
+
+/// `--config FILE` plus the plugin built by the workspace.
+pub fn base_args(config: &Path) -> Vec<String> {
+    vec![
+        "--plugin".into(),
+        plugin_path().display().to_string(),
+        "--config".into(),
+        config.display().to_string(),
+    ]
+}
+
+pub fn run_with(config: &Path, rest: &[&str]) -> Run {
+    let mut args = base_args(config);
+    args.extend(rest.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    soar_host(&refs, None)
+}
+
+/// Requests that reached the simulator, as `METHOD path?query` lines (query decoded).
+pub fn request_lines(sim: &Simulator) -> Vec<String> {
+    sim.requests()
+        .iter()
+        .map(|r| {
+            let query: Vec<String> = r.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if query.is_empty() {
+                format!("{} {}", r.method, r.path)
+            } else {
+                format!("{} {}?{}", r.method, r.path, query.join("&"))
+            }
+        })
+        .collect()
+}
