@@ -148,68 +148,22 @@ pub fn seed_group(display_name: &str) -> SeedGroup {
 
 /// The SCIM id the simulator gave a user.
 pub fn user_id(sim: &Simulator, user_name: &str) -> String {
-    find_id(sim, "Users", "userName", user_name)
+    sim.user_id_of(user_name).unwrap_or_else(|| panic!("no user {user_name}"))
 }
 
 pub fn group_id(sim: &Simulator, display_name: &str) -> String {
-    find_id(sim, "Groups", "displayName", display_name)
+    sim.group_id_of(display_name).unwrap_or_else(|| panic!("no group {display_name}"))
 }
 
-fn find_id(sim: &Simulator, endpoint: &str, attribute: &str, value: &str) -> String {
-    let url = format!("{}/{endpoint}?filter={}", sim.base_url(), percent(&format!("{attribute} eq \"{value}\"")));
-    let body = http_get(&url, sim.token());
-    let id = body["Resources"][0]["id"].as_str().unwrap_or_else(|| panic!("no {value} in {body}"));
-    sim.clear_requests();
-    id.to_string()
-}
-
-/// The restricted group's members, as user names.
+/// The restricted group's members, as sorted user names, read from the simulator's store.
 pub fn member_names(sim: &Simulator) -> Vec<String> {
-    let gid = group_id(sim, GROUP);
-    let ids = sim.members(&gid);
-    let body = http_get(&format!("{}/Users?count=100", sim.base_url()), sim.token());
-    sim.clear_requests();
-    let mut names: Vec<String> = ids
+    let mut names: Vec<String> = sim
+        .members(&group_id(sim, GROUP))
         .iter()
-        .map(|id| {
-            body["Resources"]
-                .as_array()
-                .and_then(|users| users.iter().find(|u| u["id"] == id.as_str()))
-                .and_then(|u| u["userName"].as_str())
-                .unwrap_or(id)
-                .to_string()
-        })
+        .map(|id| sim.user_name_of(id).unwrap_or_else(|| id.clone()))
         .collect();
     names.sort();
     names
-}
-
-pub fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
-
-/// A plain GET with the bearer token, for test set-up and checks (not through the plugin).
-pub fn http_get(url: &str, token: &str) -> Value {
-    let response = ureq_get(url, token);
-    serde_json::from_str(&response).unwrap_or_else(|e| panic!("{url}: {e}: {response}"))
-}
-
-fn ureq_get(url: &str, token: &str) -> String {
-    // A tiny HTTP/1.1 client: the tests must not depend on the code under test for their checks.
-    use std::io::Read;
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (authority, path) = rest.split_at(rest.find('/').expect("path"));
-    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read");
-    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
 
 /// A config file for these providers: `(name, simulator, token variable)`; extra top-level keys

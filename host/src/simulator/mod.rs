@@ -238,6 +238,31 @@ impl Simulator {
             .to_string()
     }
 
+    /// The id of the user with this userName (case-insensitive), read from the store directly.
+    pub fn user_id_of(&self, user_name: &str) -> Option<String> {
+        self.id_where(Kind::User, "userName", user_name)
+    }
+
+    /// The id of the first group with this displayName, read from the store directly.
+    pub fn group_id_of(&self, display_name: &str) -> Option<String> {
+        self.id_where(Kind::Group, "displayName", display_name)
+    }
+
+    /// The userName of a user id, read from the store directly.
+    pub fn user_name_of(&self, id: &str) -> Option<String> {
+        let directory = self.shared.directory.lock().expect("directory lock");
+        directory.find(Kind::User, id).and_then(|u| u["userName"].as_str().map(str::to_string))
+    }
+
+    fn id_where(&self, kind: Kind, attribute: &str, value: &str) -> Option<String> {
+        let directory = self.shared.directory.lock().expect("directory lock");
+        directory
+            .list(kind)
+            .iter()
+            .find(|r| r[attribute].as_str().is_some_and(|v| v.to_lowercase() == value.to_lowercase()))
+            .and_then(|r| r["id"].as_str().map(str::to_string))
+    }
+
     /// The member ids of a group, in order, duplicates kept.
     pub fn members(&self, group_id: &str) -> Vec<String> {
         let directory = self.shared.directory.lock().expect("directory lock");

@@ -240,24 +240,14 @@ impl Shared {
         };
         let segments: Vec<&str> = rest.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let method = request.method.to_ascii_uppercase();
-        // Discovery endpoints need no token (as on ZIA).
-        match (method.as_str(), segments.as_slice()) {
-            ("GET", ["ServiceProviderConfig"]) => return answer(200, service_provider_config(&self.base_url())),
-            ("GET", ["Schemas"]) => return answer(200, list_of(schemas(), 1, None)),
-            ("GET", ["Schemas", id]) => {
-                return match schemas().into_iter().find(|s| s["id"] == *id) {
-                    Some(schema) => answer(200, schema),
-                    None => self.error(request, 404, None, "no such schema"),
+        // Discovery endpoints need no token (as on ZIA) and are read-only.
+        if let Some(&first) = segments.first() {
+            if ["ServiceProviderConfig", "Schemas", "ResourceTypes"].contains(&first) {
+                if method != "GET" {
+                    return self.error(request, 405, None, &format!("{method} is not supported on /{first}"));
                 }
+                return self.discovery(request, &segments);
             }
-            ("GET", ["ResourceTypes"]) => return answer(200, list_of(resource_types(), 1, None)),
-            ("GET", ["ResourceTypes", id]) => {
-                return match resource_types().into_iter().find(|r| r["id"] == *id) {
-                    Some(resource_type) => answer(200, resource_type),
-                    None => self.error(request, 404, None, "no such resource type"),
-                }
-            }
-            _ => {}
         }
         if !self.authorized(request) {
             let status = if self.has(Quirk::ForbiddenOnBadToken) { 403 } else { 401 };
@@ -265,24 +255,75 @@ impl Shared {
             answer.headers.push(("WWW-Authenticate".into(), "Bearer realm=\"scim\"".into()));
             return answer;
         }
-        let kind = match segments.first() {
-            Some(&"Users") => Kind::User,
-            Some(&"Groups") => Kind::Group,
+        let kinds: &[Kind] = match segments.first() {
+            Some(&"Users") => &[Kind::User],
+            Some(&"Groups") => &[Kind::Group],
+            Some(&".search") => &[Kind::User, Kind::Group],
             _ => return self.error(request, 404, None, &format!("no resource at {}", request.path)),
         };
-        let id = segments.get(1).map(|s| crate::url::percent_decode(s));
+        let searching = segments.last() == Some(&".search") && segments.len() <= 2;
+        if searching {
+            if method != "POST" {
+                return self.error(request, 405, None, ".search takes POST");
+            }
+            return match self.search_params(request) {
+                Ok(params) => self.list(request, kinds, &params),
+                Err(answer) => answer,
+            };
+        }
         if segments.len() > 2 {
             return self.error(request, 404, None, "no such resource");
         }
-        match (method.as_str(), id) {
-            ("GET", None) => self.list(request, kind),
+        let kind = kinds[0];
+        match (method.as_str(), segments.get(1).map(|s| crate::url::percent_decode(s)).as_deref()) {
+            ("GET", None) => match ListParams::from_query(request) {
+                Ok(params) => self.list(request, kinds, &params),
+                Err(why) => self.error(request, 400, Some("invalidValue"), &why),
+            },
             ("POST", None) => self.create(request, kind),
-            ("GET", Some(id)) => self.get(request, kind, &id),
-            ("PUT", Some(id)) => self.replace(request, kind, &id),
-            ("PATCH", Some(id)) => self.patch(request, kind, &id),
-            ("DELETE", Some(id)) => self.delete(request, kind, &id),
+            ("GET", Some(id)) => self.get(request, kind, id),
+            ("PUT", Some(id)) => self.replace(request, kind, id),
+            ("PATCH", Some(id)) => self.patch(request, kind, id),
+            ("DELETE", Some(id)) => self.delete(request, kind, id),
             _ => self.error(request, 405, None, &format!("{method} is not supported here")),
         }
+    }
+
+    fn discovery(&self, request: &HttpRequest, segments: &[&str]) -> Answer {
+        let everything = |list: Vec<Value>| answer(200, list_of(list, 1, None));
+        let one = |list: Vec<Value>, id: &str| match list.into_iter().find(|item| item["id"] == id) {
+            Some(item) => answer(200, item),
+            None => self.error(request, 404, None, &format!("nothing named {id}")),
+        };
+        match segments {
+            ["ServiceProviderConfig"] => answer(200, service_provider_config(&self.base_url())),
+            ["Schemas"] => everything(schemas()),
+            ["Schemas", id] => one(schemas(), id),
+            ["ResourceTypes"] => everything(resource_types()),
+            ["ResourceTypes", id] => one(resource_types(), id),
+            _ => self.error(request, 404, None, &format!("no resource at {}", request.path)),
+        }
+    }
+
+    /// The body of `POST .search` (RFC 7644 §3.4.3) as list parameters.
+    fn search_params(&self, request: &HttpRequest) -> Result<ListParams, Answer> {
+        let body = self.parse_body(request)?;
+        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+        let names = |key: &str| -> Option<Vec<String>> {
+            match body.get(key) {
+                Some(Value::Array(items)) => Some(items.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+                Some(Value::String(list)) => Some(list.split(',').map(str::to_string).collect()),
+                _ => None,
+            }
+        };
+        let number = |key: &str| body.get(key).and_then(Value::as_i64);
+        Ok(ListParams {
+            filter: text("filter"),
+            start_index: number("startIndex").unwrap_or(1).max(1) as usize,
+            count: number("count").map(|c| c.max(0) as usize),
+            attributes: names("attributes").map(|list| attribute_names(&list)),
+            excluded: names("excludedAttributes").map(|list| attribute_names(&list)),
+        })
     }
 
     fn authorized(&self, request: &HttpRequest) -> bool {
@@ -321,8 +362,8 @@ impl Shared {
         shown
     }
 
-    fn list(&self, request: &HttpRequest, kind: Kind) -> Answer {
-        let filter = match request.param("filter") {
+    fn list(&self, request: &HttpRequest, kinds: &[Kind], params: &ListParams) -> Answer {
+        let filter = match params.filter.as_deref() {
             None => None,
             Some(_) if self.has(Quirk::FilterRejected) => {
                 return self.error(request, 400, Some("invalidFilter"), "filtering is not supported")
@@ -336,35 +377,33 @@ impl Shared {
                 Err(why) => return self.error(request, 400, Some("invalidFilter"), &format!("invalid filter: {why}")),
             },
         };
-        let start_index = request.param("startIndex").and_then(|v| v.parse::<i64>().ok()).unwrap_or(1).max(1) as usize;
         let page_cap = if self.has(Quirk::LoweredCount) { 2 } else { MAX_COUNT };
-        let count = request
-            .param("count")
-            .and_then(|v| v.parse::<i64>().ok())
-            .map(|c| c.max(0) as usize)
-            .unwrap_or(DEFAULT_COUNT)
-            .min(page_cap);
+        let count = params.count.unwrap_or(DEFAULT_COUNT).min(page_cap);
         let directory = self.directory.lock().expect("directory lock");
-        let shown: Vec<Value> = directory
-            .list(kind)
+        let shown: Vec<Value> = kinds
             .iter()
-            .map(|r| self.present(&directory, kind, r))
+            .flat_map(|&kind| directory.list(kind).iter().map(move |r| (kind, r)))
+            .map(|(kind, r)| self.present(&directory, kind, r))
             .filter(|r| filter.as_ref().is_none_or(|f| filter::matches(f, r)))
             .collect();
         let total = shown.len();
         let page: Vec<Value> = shown
             .into_iter()
-            .skip(start_index - 1)
+            .skip(params.start_index - 1)
             .take(count)
-            .map(|r| project(r, request))
+            .map(|r| project(r, params.attributes.as_deref(), params.excluded.as_deref()))
             .collect();
-        answer(200, list_of(page, start_index, Some(total)))
+        answer(200, list_of(page, params.start_index, Some(total)))
     }
 
     fn get(&self, request: &HttpRequest, kind: Kind, id: &str) -> Answer {
         let directory = self.directory.lock().expect("directory lock");
         match directory.find(kind, id) {
-            Some(resource) => answer(200, project(self.present(&directory, kind, resource), request)),
+            Some(resource) => {
+                let params = ListParams::from_query(request).unwrap_or_default();
+                let shown = self.present(&directory, kind, resource);
+                answer(200, project(shown, params.attributes.as_deref(), params.excluded.as_deref()))
+            }
             None => self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint())),
         }
     }
@@ -528,25 +567,55 @@ fn touch(resource: &mut Value) {
     resource["meta"]["version"] = json!(format!("W/\"{}\"", version + 1));
 }
 
+/// List and projection parameters, from a query string or a `.search` body.
+#[derive(Clone, Debug, Default)]
+struct ListParams {
+    filter: Option<String>,
+    start_index: usize,
+    count: Option<usize>,
+    attributes: Option<Vec<String>>,
+    excluded: Option<Vec<String>>,
+}
+
+impl ListParams {
+    fn from_query(request: &HttpRequest) -> Result<ListParams, String> {
+        let number = |name: &str| -> Result<Option<i64>, String> {
+            request
+                .param(name)
+                .map(|v| v.trim().parse::<i64>().map_err(|_| format!("{name} must be a number")))
+                .transpose()
+        };
+        let names = |name: &str| request.param(name).map(|list| attribute_names(&list.split(',').map(str::to_string).collect::<Vec<_>>()));
+        Ok(ListParams {
+            filter: request.param("filter").map(str::to_string),
+            start_index: number("startIndex")?.unwrap_or(1).max(1) as usize,
+            count: number("count")?.map(|c| c.max(0) as usize),
+            attributes: names("attributes"),
+            excluded: names("excludedAttributes"),
+        })
+    }
+}
+
+/// Top-level attribute names, lower-cased, from `attributes` lists (`name.givenName` → `name`,
+/// schema URNs dropped).
+fn attribute_names(list: &[String]) -> Vec<String> {
+    list.iter()
+        .map(|a| {
+            let a = a.trim();
+            let a = a.rsplit_once(':').map(|(_, name)| name).unwrap_or(a);
+            a.split('.').next().unwrap_or(a).to_ascii_lowercase()
+        })
+        .collect()
+}
+
 /// `attributes` keeps only the named top-level attributes (and `id`, `schemas`, `meta`);
 /// `excludedAttributes` drops the named ones.
-fn project(mut resource: Value, request: &HttpRequest) -> Value {
-    let names = |param: &str| -> Option<Vec<String>> {
-        request.param(param).map(|list| {
-            list.split(',')
-                .map(|a| {
-                    let a = a.trim();
-                    let a = a.rsplit_once(':').map(|(_, name)| name).unwrap_or(a);
-                    a.split('.').next().unwrap_or(a).to_ascii_lowercase()
-                })
-                .collect()
-        })
-    };
+fn project(mut resource: Value, attributes: Option<&[String]>, excluded: Option<&[String]>) -> Value {
     let object = resource.as_object_mut().expect("resources are objects");
-    if let Some(keep) = names("attributes") {
+    if let Some(keep) = attributes {
         object.retain(|k, _| ["id", "schemas", "meta"].contains(&k.as_str()) || keep.contains(&k.to_ascii_lowercase()));
     }
-    if let Some(drop) = names("excludedAttributes") {
+    if let Some(drop) = excluded {
         object.retain(|k, _| k == "id" || k == "schemas" || !drop.contains(&k.to_ascii_lowercase()));
     }
     resource

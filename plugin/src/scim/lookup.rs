@@ -28,6 +28,14 @@ enum ListAnswer {
     FilterRejected,
 }
 
+/// How a filtered query went: refused, shown to be ignored (a resource that does not match came
+/// back), or the matching resources.
+enum Filtered {
+    Rejected,
+    Ignored,
+    Matched(Vec<Value>),
+}
+
 /// What a user lookup found for one user: the user, nobody, or an error.
 pub type Found = Result<Option<User>, ActionError>;
 
@@ -38,7 +46,7 @@ impl<H: Host> ScimClient<'_, H> {
         let response = self.send(Method::Get, &format!("/{resource}?{}", query(params)), None, false, doing)?;
         if filtered && (response.status == 400 || response.status == 501) {
             let why = self.status_error(&response, doing).message;
-            self.log(LogLevel::Info, &format!("filter refused, reading pages instead: {why}"));
+            self.log(LogLevel::Info, &format!("the server refused the filter: {why}"));
             return Ok(ListAnswer::FilterRejected);
         }
         if response.status == 404 {
@@ -64,8 +72,46 @@ impl<H: Host> ScimClient<'_, H> {
         .with_status(404)
     }
 
-    /// Pages through `/{resource}` and hands each resource to `visit`, which returns true
-    /// once it has all it wants. Follows short pages until `totalResults`.
+    /// Pages through `/{resource}?{params}` from the first item, handing each page's resources
+    /// to `visit` until it returns false. Follows short pages (servers may lower `count`) until
+    /// `totalResults`; past [`MAX_PAGES`] it fails with `lookup-limit`.
+    fn for_each_page(
+        &mut self,
+        resource: &str,
+        params: &[(&str, &str)],
+        doing: Doing,
+        mut visit: impl FnMut(&[Value]) -> bool,
+    ) -> Result<bool, ActionError> {
+        let count = self.provider.profile.page_size().to_string();
+        let mut start_index: u64 = 1;
+        for _ in 0..MAX_PAGES {
+            let start = start_index.to_string();
+            let mut paged = params.to_vec();
+            paged.extend([("startIndex", start.as_str()), ("count", count.as_str())]);
+            let page = match self.get_list(resource, &paged, doing)? {
+                ListAnswer::Page(page) => page,
+                ListAnswer::FilterRejected => return Ok(false),
+            };
+            if !visit(&page.resources) {
+                return Ok(true);
+            }
+            start_index += page.resources.len() as u64;
+            let seen = start_index - 1;
+            if page.resources.is_empty() || page.total_results.is_none_or(|total| seen >= total) {
+                return Ok(true);
+            }
+        }
+        Err(ActionError::new(
+            ErrorKind::LookupLimit,
+            format!(
+                "{}: {doing} read {MAX_PAGES} pages of /{resource} without reaching the end; name the user by \
+                 id:SCIM_ID or the group by restricted_group_id, or ask the server's owner to support filters",
+                self.idp()
+            ),
+        ))
+    }
+
+    /// Every resource of `/{resource}`, each handed to `visit` until it returns true (done).
     fn scan(
         &mut self,
         resource: &str,
@@ -73,36 +119,42 @@ impl<H: Host> ScimClient<'_, H> {
         doing: Doing,
         mut visit: impl FnMut(&Value) -> bool,
     ) -> Result<(), ActionError> {
-        let count = self.provider.profile.page_size().to_string();
-        let mut start_index: u64 = 1;
-        for _ in 0..MAX_PAGES {
-            let start = start_index.to_string();
-            let mut params = vec![("startIndex", start.as_str()), ("count", count.as_str())];
-            if let Some(excluded) = excluded {
-                params.push(("excludedAttributes", excluded));
+        let params: Vec<(&str, &str)> = excluded.map(|e| ("excludedAttributes", e)).into_iter().collect();
+        self.for_each_page(resource, &params, doing, |items| !items.iter().any(&mut visit))?;
+        Ok(())
+    }
+
+    /// A filtered query, every page of it; each resource must pass `accept` (the filter checked
+    /// on our side), or the server is taken to ignore filters.
+    fn filtered_query(
+        &mut self,
+        resource: &str,
+        filter: &str,
+        excluded: Option<&str>,
+        doing: Doing,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Result<Filtered, ActionError> {
+        let mut params = vec![("filter", filter)];
+        params.extend(excluded.map(|e| ("excludedAttributes", e)));
+        let mut matched = Vec::new();
+        let mut ignored = false;
+        let answered = self.for_each_page(resource, &params, doing, |items| {
+            if items.iter().all(&accept) {
+                matched.extend(items.iter().cloned());
+                true
+            } else {
+                ignored = true;
+                false
             }
-            let ListAnswer::Page(page) = self.get_list(resource, &params, doing)? else {
-                unreachable!("an unfiltered list is never a refused filter")
-            };
-            for item in &page.resources {
-                if visit(item) {
-                    return Ok(());
-                }
+        })?;
+        Ok(match (answered, ignored) {
+            (false, _) => Filtered::Rejected,
+            (true, true) => {
+                self.log(LogLevel::Info, &format!("{doing}: the answer ignores the filter"));
+                Filtered::Ignored
             }
-            start_index += page.resources.len() as u64;
-            let seen = start_index - 1;
-            if page.resources.is_empty() || page.total_results.is_some_and(|total| seen >= total) {
-                return Ok(());
-            }
-        }
-        Err(ActionError::new(
-            ErrorKind::LookupLimit,
-            format!(
-                "{}: {doing} read {MAX_PAGES} pages of /{resource} without reaching the end; the server does not \
-                 filter, so name the user by id:SCIM_ID or the group by restricted_group_id",
-                self.idp()
-            ),
-        ))
+            (true, false) => Filtered::Matched(matched),
+        })
     }
 
     /// The restricted group, by id or by displayName (case-insensitive; exactly one).
@@ -113,22 +165,18 @@ impl<H: Host> ScimClient<'_, H> {
         let name = self.provider.restricted_group.clone().unwrap_or_default();
         let doing = format!("looking up the group \"{name}\"");
         let filter = eq_filter("displayName", &name);
-        let params = [("filter", filter.as_str()), ("excludedAttributes", "members")];
-        let mut matches = Vec::new();
-        let mut filter_worked = false;
-        if let ListAnswer::Page(page) = self.get_list("Groups", &params, &doing)? {
-            let groups: Vec<Group> = page.resources.iter().filter_map(parse_group).collect();
-            if groups.iter().all(|group| same_text(group.display_name.as_deref(), &name)) {
-                filter_worked = true;
-                matches = groups;
-            } else {
+        let named = |resource: &Value| same_text(string_attr(resource, "displayName").as_deref(), &name);
+        let mut matches: Vec<Group> = match self.filtered_query("Groups", &filter, Some("members"), &doing, named)? {
+            Filtered::Matched(resources) => resources.iter().filter_map(parse_group).collect(),
+            Filtered::Ignored => {
                 self.learned.filters_ignored = true;
+                Vec::new()
             }
-        }
+            Filtered::Rejected => Vec::new(),
+        };
         // A refused or ignored filter, or none found (the server may compare case-sensitively):
         // read every group and compare here.
-        if !filter_worked || matches.is_empty() {
-            matches.clear();
+        if matches.is_empty() {
             self.scan("Groups", Some("members"), &doing, |resource| {
                 if let Some(group) = parse_group(resource) {
                     if same_text(group.display_name.as_deref(), &name) {
@@ -320,27 +368,24 @@ impl<H: Host> ScimClient<'_, H> {
         attribute: Attribute,
         doing: Doing,
     ) -> Option<Result<Vec<User>, ActionError>> {
-        let page = match self.get_list("Users", &[("filter", filter)], doing) {
-            Ok(ListAnswer::Page(page)) => page,
-            Ok(ListAnswer::FilterRejected) => {
-                if values.len() == 1 {
-                    self.learned.user_filter_rejected = true;
-                }
-                return None;
-            }
-            Err(error) => return Some(Err(error)),
+        let wanted = |resource: &Value| {
+            parse_user(resource).is_some_and(|user| values.iter().any(|value| attribute.matches(&user, value)))
         };
-        let users: Vec<User> = page.resources.iter().filter_map(parse_user).collect();
-        let all_match = users.len() == page.resources.len()
-            && users.iter().all(|user| values.iter().any(|value| attribute.matches(user, value)));
-        if !all_match {
-            if values.len() == 1 {
-                self.log(LogLevel::Info, "the server ignores filters; reading pages instead");
-                self.learned.filters_ignored = true;
+        // A multi-user (`or`) query refused or seemingly ignored may only be misread: one filter
+        // per user will tell.
+        let single = values.len() == 1;
+        match self.filtered_query("Users", filter, None, doing, wanted) {
+            Ok(Filtered::Matched(resources)) => Some(Ok(resources.iter().filter_map(parse_user).collect())),
+            Ok(Filtered::Rejected) => {
+                self.learned.user_filter_rejected |= single;
+                None
             }
-            return None;
+            Ok(Filtered::Ignored) => {
+                self.learned.filters_ignored |= single;
+                None
+            }
+            Err(error) => Some(Err(error)),
         }
-        Some(Ok(users))
     }
 
     fn filters_unusable(&self) -> bool {
@@ -378,16 +423,11 @@ impl<H: Host> ScimClient<'_, H> {
         if !self.learned.membership_filter_unusable && !self.learned.filters_ignored {
             let doing = format!("checking whether user {} is in group {}", user.id, group.id);
             let filter = format!("id eq {} and members[value eq {}]", filter_string(&group.id), filter_string(&user.id));
-            let params = [("filter", filter.as_str()), ("excludedAttributes", "members")];
-            match self.get_list("Groups", &params, &doing) {
-                Ok(ListAnswer::Page(page)) => {
-                    let ids: Vec<Option<String>> = page.resources.iter().map(|r| string_attr(r, "id")).collect();
-                    if ids.iter().all(|id| id.as_deref() == Some(group.id.as_str())) {
-                        return Ok(membership_of(!ids.is_empty()));
-                    }
-                    self.learned.filters_ignored = true;
-                }
-                Ok(ListAnswer::FilterRejected) => {}
+            let same_group = |resource: &Value| string_attr(resource, "id").as_deref() == Some(group.id.as_str());
+            match self.filtered_query("Groups", &filter, Some("members"), &doing, same_group) {
+                Ok(Filtered::Matched(resources)) => return Ok(membership_of(!resources.is_empty())),
+                Ok(Filtered::Ignored) => self.learned.filters_ignored = true,
+                Ok(Filtered::Rejected) => {}
                 Err(error) if error.kind != ErrorKind::Server && error.kind != ErrorKind::Protocol => return Err(error),
                 Err(_) => {}
             }

@@ -1,0 +1,239 @@
+//! SCIM behaviour against the quirks of real servers, each played by the simulator and driven
+//! through the real component and the real `soar-host`; membership is checked on the server.
+
+use serde_json::{json, Value};
+use soar_e2e::*;
+use soar_host::simulator::{Quirk, Simulator};
+
+const ALICE: &str = "alice@corp.example";
+const BOB: &str = "bob@corp.example";
+const CAROL: &str = "carol@corp.example";
+
+/// A simulator with a crowd of users (so that ignored filters show), a decoy group, and `quirks` on.
+fn quirky(quirks: &[Quirk], members: &[&str]) -> (Simulator, std::path::PathBuf) {
+    let mut users: Vec<String> = (0..7).map(|n| format!("crowd{n}@corp.example")).collect();
+    users.extend([ALICE, BOB, CAROL].map(String::from));
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let sim = simulator(TOKEN, &names, members);
+    sim.add_group("Decoy Group", &[]);
+    for quirk in quirks {
+        sim.set_quirk(*quirk, true);
+    }
+    sim.clear_requests();
+    let config = write_config(&scratch_dir(), &[("idp", &sim, "SOAR_TEST_TOKEN")], json!({}));
+    (sim, config)
+}
+
+fn patches(sim: &Simulator) -> Vec<Value> {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| serde_json::from_str(&r.body).expect("PATCH body is JSON"))
+        .collect()
+}
+
+fn requests(run: &Run) -> u64 {
+    run.json()["http_requests"].as_u64().expect("http_requests")
+}
+
+#[test]
+fn round_trips_on_a_server_that_filters() {
+    let (sim, config) = quirky(&[], &[]);
+    let run = run_with(&config, &["test-connection"]);
+    assert!(requests(&run) <= 2, "{run:?}");
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, requests(&run)), (0, 3), "users carry groups: {:?}", request_lines(&sim));
+    let run = run_with(&config, &["remove-from-group", "--user", ALICE]);
+    assert_eq!((run.code, requests(&run)), (0, 3), "{run:?}");
+
+    sim.set_quirk(Quirk::NoUserGroups, true);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert!(requests(&run) <= 4, "{run:?}");
+    let run = run_with(&config, &["remove-from-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("removed")), "{run:?}");
+    assert!(requests(&run) <= 4, "{run:?}");
+    assert_eq!(run.json()["providers"][0]["users"][0]["membership_verified"], true);
+    assert!(member_names(&sim).is_empty());
+}
+
+#[test]
+fn a_server_that_ignores_filters_never_makes_us_act_on_the_wrong_user() {
+    let (sim, config) = quirky(&[Quirk::FilterIgnored], &[BOB]);
+    let run = run_with(&config, &["add-to-group", "--user", CAROL]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert_eq!(member_names(&sim), [BOB, CAROL]);
+    assert!(sim.requests().iter().any(|r| r.param("startIndex").is_some()), "paged: {:?}", request_lines(&sim));
+    let run = run_with(&config, &["remove-from-group", "--user", BOB, "--user", "nobody@corp.example"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.outcome(0, 0), "removed");
+    assert_eq!(run.user_error_kind(0, 1), "user-not-found");
+    assert_eq!(member_names(&sim), [CAROL]);
+}
+
+#[test]
+fn short_pages_are_followed_until_total_results() {
+    let (sim, config) = quirky(&[Quirk::FilterIgnored, Quirk::LoweredCount], &[]);
+    let run = run_with(&config, &["add-to-group", "--user", CAROL]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    let pages = sim.requests().iter().filter(|r| r.param("startIndex").is_some()).count();
+    assert!(pages > 3, "several short pages: {:?}", request_lines(&sim));
+    assert_eq!(member_names(&sim), [CAROL]);
+}
+
+#[test]
+fn a_server_that_rejects_filters_is_read_page_by_page() {
+    for error_shape in [false, true] {
+        let (sim, config) = quirky(&[Quirk::FilterRejected], &[]);
+        sim.set_quirk(Quirk::ZscalerErrors, error_shape);
+        let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", CAROL]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!((run.outcome(0, 0), run.outcome(0, 1)), (json!("added"), json!("added")));
+        assert_eq!(member_names(&sim), [ALICE, CAROL]);
+    }
+}
+
+#[test]
+fn remove_falls_back_to_the_entra_form_and_keeps_it() {
+    let (sim, config) = quirky(&[Quirk::RfcRemoveRejected], &[ALICE, BOB, CAROL]);
+    let run = run_with(&config, &["remove-from-group", "--user", ALICE, "--user", BOB]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let sent = patches(&sim);
+    assert_eq!(sent.len(), 2, "RFC form refused once, then Entra's: {sent:?}");
+    assert_eq!(sent[0]["Operations"][0]["path"], "members[value eq \"".to_string() + &user_id(&sim, ALICE) + "\"]");
+    assert_eq!(sent[1]["Operations"][0]["op"], "Remove");
+    assert_eq!(sent[1]["Operations"][0]["value"].as_array().unwrap().len(), 2);
+    assert_eq!(member_names(&sim), [CAROL]);
+}
+
+#[test]
+fn remove_uses_the_rfc_form_where_entras_is_refused() {
+    let (sim, config) = quirky(&[Quirk::EntraRemoveRejected], &[ALICE, BOB]);
+    let run = run_with(&config, &["remove-from-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("removed")), "{run:?}");
+    assert_eq!(patches(&sim).len(), 1);
+    assert_eq!(member_names(&sim), [BOB]);
+}
+
+#[test]
+fn add_falls_back_to_the_path_less_zia_form() {
+    let (sim, config) = quirky(&[Quirk::PathlessAddOnly, Quirk::PatchReturns200], &[]);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", BOB]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let sent = patches(&sim);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0]["Operations"][0]["path"], "members");
+    assert!(sent[1]["Operations"][0].get("path").is_none());
+    assert_eq!(sent[1]["Operations"][0]["value"]["members"].as_array().unwrap().len(), 2);
+    assert_eq!(member_names(&sim), [ALICE, BOB]);
+}
+
+#[test]
+fn a_server_that_stores_duplicates_never_gets_one() {
+    for quirks in [vec![Quirk::DuplicateMembers], vec![Quirk::DuplicateMembers, Quirk::NoUserGroups]] {
+        let (sim, config) = quirky(&quirks, &[]);
+        for expected in ["added", "already-member", "already-member"] {
+            let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+            assert_eq!((run.code, run.outcome(0, 0)), (0, json!(expected)), "{quirks:?} {run:?}");
+        }
+        assert_eq!(sim.members(&group_id(&sim, GROUP)).len(), 1, "{quirks:?}");
+    }
+}
+
+#[test]
+fn without_readable_membership_the_plugin_acts_and_says_so() {
+    let (sim, config) = quirky(&[Quirk::NoMembership], &[BOB]);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert_eq!(run.json()["providers"][0]["users"][0]["membership_verified"], false);
+    let run = run_with(&config, &["remove-from-group", "--user", BOB]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("removed")), "{run:?}");
+    assert_eq!(run.json()["providers"][0]["users"][0]["membership_verified"], false);
+    assert_eq!(member_names(&sim), [ALICE]);
+    let run = run_with(&config, &["check-membership", "--user", ALICE]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.user_error_kind(0, 0), "server");
+}
+
+#[test]
+fn a_bad_token_is_auth_failed_whether_401_or_403() {
+    for (quirks, status) in [(vec![], 401), (vec![Quirk::ForbiddenOnBadToken, Quirk::ZscalerErrors], 403)] {
+        let (sim, _) = quirky(&quirks, &[]);
+        let config = write_config(&scratch_dir(), &[("idp", &sim, "SOAR_TEST_TOKEN_2")], json!({}));
+        let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", BOB]);
+        assert_eq!(run.code, 1, "{run:?}");
+        let error = &run.json()["providers"][0]["error"];
+        assert_eq!((error["kind"].clone(), error["status"].clone()), (json!("auth-failed"), json!(status)));
+        assert_eq!(sim.requests().len(), 1, "nothing more is tried after a refused token");
+    }
+}
+
+#[test]
+fn check_membership_reads_and_never_writes() {
+    let (sim, config) = quirky(&[], &[BOB]);
+    let run = run_with(&config, &["check-membership", "--user", ALICE, "--user", BOB]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!((run.outcome(0, 0), run.outcome(0, 1)), (json!("not-member"), json!("member")));
+    assert!(sim.requests().iter().all(|r| r.method == "GET"));
+}
+
+#[test]
+fn awkward_addresses_reach_the_server_escaped_exactly() {
+    let (sim, config) = quirky(&[], &[]);
+    let quoted = r#""john\"doe"@corp.example"#;
+    let unicode = "jörg@bücher.example";
+    for user in [quoted, unicode] {
+        sim.add_user(user);
+    }
+    sim.clear_requests();
+    for (user, expected_filter) in [
+        (quoted, r#"userName eq "\"john\\\"doe\"@corp.example""#),
+        (unicode, r#"userName eq "jörg@bücher.example""#),
+        ("ALICE@CORP.EXAMPLE", r#"userName eq "ALICE@CORP.EXAMPLE""#),
+    ] {
+        let run = run_with(&config, &["add-to-group", "--user", user]);
+        assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{user}: {run:?}");
+        let filters: Vec<String> = sim.requests().iter().filter_map(|r| r.param("filter").map(str::to_string)).collect();
+        assert!(filters.contains(&expected_filter.to_string()), "{user}: {filters:?}");
+        sim.clear_requests();
+    }
+    let mut expected = vec![quoted.to_string(), ALICE.to_string(), unicode.to_string()];
+    expected.sort();
+    assert_eq!(member_names(&sim), expected);
+}
+
+#[test]
+fn a_group_name_with_quotes_is_escaped() {
+    let (sim, _) = quirky(&[], &[]);
+    let name = r#"Risky "Users" \ Tier 1"#;
+    let gid = sim.add_group(name, &[]);
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(write_config(&scratch_dir(), &[("idp", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap()).unwrap();
+    value["identity_providers"][0]["restricted_group"] = json!(name);
+    let config = write_json(&scratch_dir(), "config.json", &value);
+    sim.clear_requests();
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["providers"][0]["group"]["id"], gid.as_str());
+    let first = sim.requests()[0].param("filter").unwrap().to_string();
+    assert_eq!(first, r#"displayName eq "Risky \"Users\" \\ Tier 1""#);
+    assert_eq!(sim.members(&gid), [user_id(&sim, ALICE)]);
+}
+
+#[test]
+fn a_group_given_by_id_is_used_directly() {
+    let (sim, _) = quirky(&[], &[]);
+    let gid = group_id(&sim, GROUP);
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(write_config(&scratch_dir(), &[("idp", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap()).unwrap();
+    value["identity_providers"][0].as_object_mut().unwrap().remove("restricted_group");
+    value["identity_providers"][0]["restricted_group_id"] = json!(gid);
+    let config = write_json(&scratch_dir(), "config.json", &value);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert_eq!(member_names(&sim), [ALICE]);
+    value["identity_providers"][0]["restricted_group_id"] = json!("no-such-id");
+    let config = write_json(&scratch_dir(), "config.json", &value);
+    let run = run_with(&config, &["test-connection"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.json()["providers"][0]["error"]["kind"], "group-not-found");
+    assert!(requests(&run) <= 2);
+}
