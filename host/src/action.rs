@@ -4,8 +4,10 @@
 
 use crate::config::{Config, ProviderConfig};
 use crate::egress::EgressPolicy;
-use crate::http_client::{HttpClient, HttpSettings};
-use crate::runtime::{Call, InvocationContext, LogSink, PluginFailure, PluginRuntime};
+use crate::http_client::{HttpClient, HttpSettings, OriginRules};
+use crate::audit::{AuditContext, AuditLog};
+use crate::runtime::{Call, InvocationContext, LogRecord, LogSink, PluginFailure, PluginRuntime};
+use restricted_group_plugin::host::LogLevel;
 use restricted_group_plugin::model::{
     ActionError, ActionResult, ErrorKind, GroupRef, MembershipRequest, Provider, ProviderResult, Settings, Status,
     UserRef, UserResult,
@@ -135,6 +137,17 @@ impl ActionHost {
         let http = Arc::new(HttpClient::new(HttpSettings {
             max_response_bytes: config.limits.max_response_bytes,
             connect_timeout: Duration::from_millis(config.limits.connect_timeout_ms),
+            ca_file: config.ca_file.clone(),
+            proxy: config.proxy.clone(),
+            origins: config
+                .providers
+                .iter()
+                .map(|p| OriginRules {
+                    base: p.base_url.clone(),
+                    allow_private_network: p.allow_private_network,
+                    requests_per_second: p.requests_per_second,
+                })
+                .collect(),
         }));
         ActionHost {
             runtime,
@@ -183,6 +196,7 @@ impl ActionHost {
             settings,
             users,
             dry_run: request.dry_run,
+            protected: self.config.protected_users.clone(),
         };
         let call = match request.action {
             ActionName::AddToGroup => Call::AddToGroup(membership),
@@ -193,22 +207,47 @@ impl ActionHost {
     }
 
     fn execute(&self, request: &ActionRequest, call: &Call, providers: &[&ProviderConfig]) -> Report {
+        let changes = matches!(call, Call::AddToGroup(_) | Call::RemoveFromGroup(_));
+        let mut audit = match (&self.config.audit_log, changes) {
+            (Some(path), true) => match AuditLog::open(path) {
+                Ok(audit) => Some(audit),
+                Err(why) => {
+                    return refusal_report(Some(request.action.as_str()), &Refusal::new(ErrorKind::InvalidConfig, why))
+                }
+            },
+            _ => None,
+        };
         let mut limits = self.config.limits.clone();
         if let Some(timeout_ms) = request.timeout_ms {
             limits.deadline_ms = timeout_ms;
         }
+        let proxy_credentials = self.config.proxy.iter().filter_map(|proxy| proxy.credentials.clone());
         let context = InvocationContext {
-            egress: Arc::new(EgressPolicy::for_providers(providers.iter().copied())),
+            egress: Arc::new(EgressPolicy::for_providers(providers.iter().copied()).with_other_secrets(proxy_credentials)),
             http: self.http.clone(),
             limits,
             log: self.log.clone(),
         };
         let invocation = self.runtime.invoke(call, &context);
         let dry_run = request.dry_run && request.action.takes_users();
-        match invocation.result {
+        let mut report = match invocation.result {
             Ok(result) => result_report(request, dry_run, invocation.http_requests, &result),
             Err(failure) => failure_report(request, dry_run, invocation.http_requests, &failure, providers, call),
+        };
+        if let Some(audit) = audit.as_mut() {
+            let audit_context = AuditContext {
+                action: request.action.as_str(),
+                correlation_id: request.correlation_id.as_deref(),
+                dry_run,
+            };
+            if let Err(why) = audit.record(&audit_context, &report.document) {
+                // The change is made; the playbook must learn that its record is not.
+                (self.log)(&LogRecord { level: LogLevel::Error, message: why.clone() });
+                report.document["audit_error"] = Value::String(why);
+                report.exit_code = report.exit_code.max(1);
+            }
         }
+        report
     }
 }
 

@@ -3,7 +3,8 @@
 
 use crate::secret::Secret;
 use crate::url::{self, HttpUrl, Scheme, UrlHost};
-use restricted_group_plugin::model::Profile;
+use restricted_group_plugin::model::{Profile, UserRef};
+use restricted_group_plugin::user_ref::parse_user_ref;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,8 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_RETRIES: u32 = 4;
 pub const DEFAULT_RETRY_AFTER_CAP_MS: u64 = 60_000;
 pub const DEFAULT_MAX_USERS_PER_ACTION: u64 = 100;
+/// ZIA documents a limit of 5 requests per second.
+pub const ZIA_REQUESTS_PER_SECOND: f64 = 5.0;
 
 const TOP_KEYS: &[&str] = &[
     "identity_providers",
@@ -27,6 +30,10 @@ const TOP_KEYS: &[&str] = &[
     "max_users_per_action",
     "cache_dir",
     "plugin_sha256",
+    "protected_users",
+    "audit_log",
+    "ca_file",
+    "proxy",
 ];
 const PROVIDER_KEYS: &[&str] = &[
     "name",
@@ -37,6 +44,8 @@ const PROVIDER_KEYS: &[&str] = &[
     "token_file",
     "profile",
     "max_retries",
+    "requests_per_second",
+    "allow_private_network",
 ];
 
 /// Limits that bound one invocation of the plugin.
@@ -68,6 +77,10 @@ pub struct ProviderConfig {
     pub token: Secret,
     pub profile: Profile,
     pub max_retries: u32,
+    /// Host-side rate limit for this provider's origin (zia: 5 by default).
+    pub requests_per_second: Option<f64>,
+    /// Whether the base URL may resolve to a private (RFC 1918, ULA) address.
+    pub allow_private_network: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +92,12 @@ pub struct Config {
     pub max_users_per_action: u64,
     pub cache_dir: Option<PathBuf>,
     pub plugin_sha256: Option<String>,
+    /// Never added to the restricted group.
+    pub protected_users: Vec<UserRef>,
+    pub audit_log: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// From `proxy`; else the host falls back to `HTTPS_PROXY` / `NO_PROXY`.
+    pub proxy: Option<ProxyConfig>,
 }
 
 /// Where tokens named by `token_env` come from (the process environment, or a test's map).
@@ -153,6 +172,27 @@ impl Config {
                 }
             })
             .transpose()?;
+        let protected_users = match top.get("protected_users") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    let text = item.as_str().ok_or_else(|| format!("protected_users[{index}] must be a string"))?;
+                    parse_user_ref(text.trim()).map_err(|why| format!("protected_users[{index}]: {why}"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("protected_users must be a list of emails, id:SCIM_ID or external:EXTERNAL_ID".into()),
+        };
+        let ca_file = optional_string(top, "ca_file", "")?.map(|file| folder.join(file));
+        if let Some(path) = &ca_file {
+            if !path.is_file() {
+                return Err(format!("ca_file {} does not exist; give a PEM file of CA certificates", path.display()));
+            }
+        }
+        let proxy = optional_string(top, "proxy", "")?
+            .map(|text| parse_proxy(&text).map_err(|why| format!("proxy {why}")))
+            .transpose()?;
         Ok(Config {
             providers,
             allow_http,
@@ -161,6 +201,10 @@ impl Config {
             max_users_per_action: positive(top, "max_users_per_action")?.unwrap_or(DEFAULT_MAX_USERS_PER_ACTION),
             cache_dir: optional_string(top, "cache_dir", "")?.map(|dir| folder.join(dir)),
             plugin_sha256,
+            protected_users,
+            audit_log: optional_string(top, "audit_log", "")?.map(|file| folder.join(file)),
+            ca_file,
+            proxy,
         })
     }
 
@@ -264,6 +308,14 @@ fn parse_provider(
         .map(|n| u32::try_from(n).map_err(|_| format!("{at}max_retries is too large")))
         .transpose()?
         .unwrap_or(default_retries);
+    let requests_per_second = match object.get("requests_per_second") {
+        None => (profile == Profile::Zia).then_some(ZIA_REQUESTS_PER_SECOND),
+        Some(value) => match value.as_f64() {
+            Some(rate) if rate > 0.0 && rate.is_finite() => Some(rate),
+            _ => return Err(format!("{at}requests_per_second must be a number greater than 0")),
+        },
+    };
+    let allow_private_network = optional_bool(object, "allow_private_network", &at)?.unwrap_or(false);
     Ok(ProviderConfig {
         name,
         base_url,
@@ -272,6 +324,37 @@ fn parse_provider(
         token,
         profile,
         max_retries,
+        requests_per_second,
+        allow_private_network,
+    })
+}
+
+/// An HTTPS proxy: its full URL for the HTTP client (credentials included, so kept secret) and
+/// the same URL with the credentials hidden, for messages.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    pub url: Secret,
+    pub shown: String,
+    pub credentials: Option<Secret>,
+}
+
+/// `http://[user:password@]host:port` (or https); credentials are kept as secrets.
+pub fn parse_proxy(text: &str) -> Result<ProxyConfig, String> {
+    let (scheme, rest) = text.split_once("://").ok_or("is not a URL (no scheme://)")?;
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (credentials, host) = match rest[..authority_end].rsplit_once('@') {
+        Some((credentials, host)) => (Some(credentials), host),
+        None => (None, &rest[..authority_end]),
+    };
+    let shown = format!("{scheme}://{}{host}", if credentials.is_some() { "<redacted>@" } else { "" });
+    url::parse(&format!("{scheme}://{host}")).map_err(|why| format!("\"{shown}\" {why}"))?;
+    if !rest[authority_end..].trim_matches('/').is_empty() {
+        return Err(format!("\"{shown}\" has a path; give scheme://host:port"));
+    }
+    Ok(ProxyConfig {
+        url: Secret::new(text.trim_end_matches('/')),
+        shown,
+        credentials: credentials.filter(|c| !c.is_empty()).map(Secret::new),
     })
 }
 

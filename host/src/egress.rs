@@ -27,6 +27,8 @@ pub struct Endpoint {
 #[derive(Clone, Debug, Default)]
 pub struct EgressPolicy {
     endpoints: Vec<Endpoint>,
+    /// Other secrets to keep out of every output (proxy credentials).
+    other_secrets: Vec<Secret>,
 }
 
 /// A request the policy let through, with the token it may carry.
@@ -38,7 +40,15 @@ pub struct Authorized {
 
 impl EgressPolicy {
     pub fn new(endpoints: Vec<Endpoint>) -> Self {
-        EgressPolicy { endpoints }
+        EgressPolicy {
+            endpoints,
+            other_secrets: Vec::new(),
+        }
+    }
+
+    pub fn with_other_secrets(mut self, secrets: impl IntoIterator<Item = Secret>) -> Self {
+        self.other_secrets.extend(secrets);
+        self
     }
 
     pub fn for_providers<'a>(providers: impl IntoIterator<Item = &'a ProviderConfig>) -> Self {
@@ -54,8 +64,9 @@ impl EgressPolicy {
         )
     }
 
+    /// Every secret the policy knows: the tokens and the proxy credentials.
     pub fn secrets(&self) -> impl Iterator<Item = Secret> + '_ {
-        self.endpoints.iter().map(|e| e.token.clone())
+        self.endpoints.iter().map(|e| e.token.clone()).chain(self.other_secrets.iter().cloned())
     }
 
     /// Checks one request; the error says why it was denied (never with a token in it).

@@ -14,3 +14,5 @@ pub mod simulator;
 pub mod action;
 pub mod cli;
 pub mod demo;
+pub mod time;
+pub mod audit;

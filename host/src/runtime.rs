@@ -158,10 +158,7 @@ impl PluginRuntime {
     pub fn describe(&self, log: LogSink) -> Result<Manifest, PluginFailure> {
         let context = InvocationContext {
             egress: Arc::new(EgressPolicy::default()),
-            http: Arc::new(HttpClient::new(crate::http_client::HttpSettings {
-                max_response_bytes: 0,
-                connect_timeout: Duration::from_millis(1),
-            })),
+            http: Arc::new(HttpClient::new(crate::http_client::HttpSettings::new(0, Duration::from_millis(1)))),
             limits: Limits::default(),
             log,
         };

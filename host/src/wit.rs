@@ -42,19 +42,20 @@ pub fn settings_to_wit(settings: &model::Settings) -> t::Settings {
     }
 }
 
+fn user_to_wit(user: &model::UserRef) -> t::UserRef {
+    match user {
+        model::UserRef::Email(email) => t::UserRef::Email(email.clone()),
+        model::UserRef::Id(id) => t::UserRef::Id(id.clone()),
+        model::UserRef::External(external) => t::UserRef::External(external.clone()),
+    }
+}
+
 pub fn request_to_wit(request: &model::MembershipRequest) -> t::MembershipRequest {
     t::MembershipRequest {
         settings: settings_to_wit(&request.settings),
-        users: request
-            .users
-            .iter()
-            .map(|user| match user {
-                model::UserRef::Email(email) => t::UserRef::Email(email.clone()),
-                model::UserRef::Id(id) => t::UserRef::Id(id.clone()),
-                model::UserRef::External(external) => t::UserRef::External(external.clone()),
-            })
-            .collect(),
+        users: request.users.iter().map(user_to_wit).collect(),
         dry_run: request.dry_run,
+        protected: request.protected.iter().map(user_to_wit).collect(),
     }
 }
 

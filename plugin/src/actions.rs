@@ -47,7 +47,7 @@ pub fn run_membership_action(host: &mut impl Host, request: &MembershipRequest, 
         .iter()
         .map(|provider| {
             let mut scim = ScimClient::new(host, provider, request.settings.retry_after_cap_ms);
-            on_provider(&mut scim, &request.users, action, request.dry_run)
+            on_provider(&mut scim, request, action)
         })
         .collect();
     let status = membership_status(&mut providers, request.users.len());
@@ -74,12 +74,26 @@ fn group_ref(group: &Group) -> GroupRef {
     }
 }
 
-fn on_provider<H: Host>(
-    scim: &mut ScimClient<'_, H>,
-    users: &[UserRef],
-    action: MembershipAction,
-    dry_run: bool,
-) -> ProviderResult {
+fn protected_error(user: &UserRef, matched: &UserRef) -> ActionError {
+    ActionError::new(
+        ErrorKind::ProtectedUser,
+        format!("{user} is a protected user ({matched} in protected_users) and is never added to the restricted group"),
+    )
+}
+
+/// The protected entry that names `user`, as written or as the server knows it.
+fn protecting<'p>(protected: &'p [UserRef], user: &User) -> Option<&'p UserRef> {
+    let known = [
+        user.user_name.clone().map(UserRef::Email),
+        Some(UserRef::Id(user.id.clone())),
+        user.external_id.clone().map(UserRef::External),
+    ];
+    protected.iter().find(|entry| known.iter().flatten().any(|k| entry.names(k)))
+}
+
+fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipRequest, action: MembershipAction) -> ProviderResult {
+    let (users, dry_run) = (&request.users, request.dry_run);
+    let guarded = action == MembershipAction::Add;
     let mut results: Vec<UserResult> = users.iter().map(UserResult::pending).collect();
     let mut result = provider_result(scim.provider, Vec::new());
     if users.is_empty() {
@@ -99,12 +113,15 @@ fn on_provider<H: Host>(
     };
     result.group = Some(group_ref(&group));
 
-    // Users the plugin may not act on are refused here too, whatever the host checked.
+    // Users the plugin may not act on are refused here too, whatever the host checked; users
+    // protected as written are not even looked up.
     let mut valid: Vec<usize> = Vec::new();
     for (index, user) in users.iter().enumerate() {
-        match check_user_ref(user) {
-            Ok(()) => valid.push(index),
-            Err(why) => results[index].error = Some(ActionError::new(ErrorKind::InvalidInput, why)),
+        let protected_entry = request.protected.iter().find(|entry| entry.names(user)).filter(|_| guarded);
+        match (check_user_ref(user), protected_entry) {
+            (Err(why), _) => results[index].error = Some(ActionError::new(ErrorKind::InvalidInput, why)),
+            (Ok(()), Some(entry)) => results[index].error = Some(protected_error(user, entry)),
+            (Ok(()), None) => valid.push(index),
         }
     }
     let valid_refs: Vec<UserRef> = valid.iter().map(|&index| users[index].clone()).collect();
@@ -114,6 +131,11 @@ fn on_provider<H: Host>(
     let mut targets: Vec<(User, Vec<usize>)> = Vec::new();
     for (&index, lookup) in valid.iter().zip(found) {
         match lookup {
+            Ok(Some(user)) if guarded && protecting(&request.protected, &user).is_some() => {
+                results[index].user_id = Some(user.id.clone());
+                let entry = protecting(&request.protected, &user).expect("checked");
+                results[index].error = Some(protected_error(&users[index], entry));
+            }
             Ok(Some(user)) => {
                 results[index].user_id = Some(user.id.clone());
                 match targets.iter_mut().find(|(known, _)| known.id == user.id) {

@@ -92,6 +92,7 @@ fn run(request: types::MembershipRequest, action: crate::MembershipAction) -> ty
         settings: from_wit_settings(request.settings),
         users: request.users.into_iter().map(from_wit_user).collect(),
         dry_run: request.dry_run,
+        protected: request.protected.into_iter().map(from_wit_user).collect(),
     };
     to_wit_result(crate::run_membership_action(&mut Imports, &request, action))
 }

@@ -48,6 +48,18 @@ pub enum UserRef {
     External(String),
 }
 
+impl UserRef {
+    /// Whether this reference names the same user as `other` as written: emails compare
+    /// case-insensitively, ids and external ids exactly.
+    pub fn names(&self, other: &UserRef) -> bool {
+        match (self, other) {
+            (UserRef::Email(a), UserRef::Email(b)) => a.to_lowercase() == b.to_lowercase(),
+            (UserRef::Id(a), UserRef::Id(b)) | (UserRef::External(a), UserRef::External(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for UserRef {
     /// The form the caller wrote: `alice@corp.example`, `id:123`, `external:abc`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -70,6 +82,8 @@ pub struct MembershipRequest {
     pub settings: Settings,
     pub users: Vec<UserRef>,
     pub dry_run: bool,
+    /// Never added to the restricted group (see [`UserRef::names`]).
+    pub protected: Vec<UserRef>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -8,7 +8,7 @@ use crate::simulator::patch::{self, Duplicates};
 use crate::simulator::quirks::{Fault, Quirk};
 use crate::simulator::Shared;
 use serde_json::{json, Map, Value};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -110,11 +110,7 @@ impl Directory {
 }
 
 pub fn now_rfc3339() -> String {
-    rfc3339_at(unix_seconds())
-}
-
-fn unix_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    crate::time::rfc3339(SystemTime::now())
 }
 
 struct Answer {
@@ -225,10 +221,10 @@ impl Shared {
             return throttled(vec![("Retry-After".into(), "1".into())]);
         }
         if self.has_fault(Fault::RateLimitDate) && total == 1 {
-            let now = unix_seconds();
+            let now = crate::time::unix_seconds(SystemTime::now());
             return throttled(vec![
-                ("Date".into(), http_date(now)),
-                ("Retry-After".into(), http_date(now + 1)),
+                ("Date".into(), crate::time::http_date(now)),
+                ("Retry-After".into(), crate::time::http_date(now + 1)),
             ]);
         }
         None
@@ -624,31 +620,6 @@ fn project(mut resource: Value, attributes: Option<&[String]>, excluded: Option<
 fn list_of(resources: Vec<Value>, start_index: usize, total: Option<usize>) -> Value {
     json!({"schemas": [LIST_SCHEMA], "totalResults": total.unwrap_or(resources.len()),
            "startIndex": start_index, "itemsPerPage": resources.len(), "Resources": resources})
-}
-
-fn http_date(seconds: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let stamp = rfc3339_at(seconds);
-    let (date, time) = stamp.trim_end_matches('Z').split_once('T').expect("rfc3339");
-    let parts: Vec<&str> = date.split('-').collect();
-    let month: usize = parts[1].parse().expect("month");
-    format!("{}, {} {} {} {time} GMT", DAYS[(seconds / 86_400 % 7) as usize], parts[2], MONTHS[month - 1], parts[0])
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` (civil date from days since the epoch, H. Hinnant's algorithm).
-fn rfc3339_at(seconds: u64) -> String {
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 fn service_provider_config(base_url: &str) -> Value {
