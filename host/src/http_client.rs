@@ -55,6 +55,12 @@ pub struct HttpClient {
     limiter: RateLimiter,
 }
 
+/// One request's end, and whether it went out at all.
+pub struct Attempt {
+    pub outcome: Result<Response, HttpError>,
+    pub reached_network: bool,
+}
+
 pub struct Outbound<'a> {
     pub authorized: &'a Authorized,
     pub method: Method,
@@ -90,7 +96,18 @@ impl HttpClient {
             .map_err(|why| HttpError::TlsFailed(why.clone()))
     }
 
-    pub fn send(&self, outbound: Outbound) -> Result<Response, HttpError> {
+    /// Sends one request. Requests refused before a connection is attempted (resolved address,
+    /// rate-limit wait past the deadline, oversized body) are marked as not sent.
+    pub fn send(&self, outbound: Outbound) -> Attempt {
+        let mut reached_network = false;
+        let outcome = self.exchange(outbound, &mut reached_network);
+        if matches!(outcome, Err(HttpError::Denied(_))) {
+            reached_network = false;
+        }
+        Attempt { outcome, reached_network }
+    }
+
+    fn exchange(&self, outbound: Outbound, reached_network: &mut bool) -> Result<Response, HttpError> {
         let started = Instant::now();
         if outbound.timeout.is_zero() {
             return Err(HttpError::Timeout("the action's deadline has passed".into()));
@@ -120,6 +137,7 @@ impl HttpClient {
             .body(outbound.body.map(<[u8]>::to_vec).unwrap_or_default())
             .map_err(|e| HttpError::ConnectionFailed(format!("cannot build the request: {e}")))?;
         let request = agent.configure_request(request).timeout_global(Some(timeout)).build();
+        *reached_network = true;
         let response = agent.run(request).map_err(|e| classify(e, &url_text, limit))?;
         let status = response.status().as_u16();
         let headers: Vec<(String, String)> = response

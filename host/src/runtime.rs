@@ -425,15 +425,17 @@ impl wit::HttpHost for StoreState {
             }
         };
         let timeout = self.remaining();
-        self.http_requests += 1;
-        let outcome = self.context.http.send(Outbound {
+        let attempt = self.context.http.send(Outbound {
             authorized: &authorized,
             method: plain.method,
             headers: &plain.headers,
             body: plain.body.as_deref(),
             timeout,
         });
-        match outcome {
+        if attempt.reached_network {
+            self.http_requests += 1;
+        }
+        match attempt.outcome {
             Ok(mut response) => {
                 // A server that echoes the Authorization header must not hand the token to the plugin.
                 let token = authorized.token.expose().as_bytes();
