@@ -5,33 +5,24 @@
 use serde_json::{json, Value};
 use soar_e2e::*;
 use soar_host::action::{ActionHost, ActionName, ActionRequest};
-use soar_host::config::Config;
-use soar_host::runtime::{component_imports, import_allowed, LoadOptions, LogRecord, PluginRuntime};
+use soar_host::runtime::{component_imports, import_allowed, PluginRuntime};
 use soar_host::simulator::Simulator;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 fn load(path: &Path) -> Result<PluginRuntime, String> {
-    PluginRuntime::load_file(path, &LoadOptions { cache_dir: None, expected_sha256: None }).map_err(|e| e.0)
+    load_runtime(path)
 }
 
 /// An action host over `runtime` whose providers are `(name, simulator, restricted_group)`;
 /// the hostile plugin reads its command from `restricted_group`.
 fn host_for(runtime: Arc<PluginRuntime>, providers: &[(&str, &Simulator, &str)], extra: Value) -> (ActionHost, Arc<Mutex<Vec<String>>>) {
-    let list: Vec<Value> = providers
-        .iter()
-        .map(|(name, sim, group)| json!({"name": name, "base_url": sim.base_url(), "restricted_group": group, "token_env": "T"}))
-        .collect();
+    let list: Vec<Value> = providers.iter().map(|(name, sim, group)| provider_entry(name, sim, group)).collect();
     let mut value = json!({"allow_http": true, "identity_providers": list});
     for (k, v) in extra.as_object().unwrap() {
         value[k] = v.clone();
     }
-    let env = |name: &str| (name == "T").then(|| TOKEN.to_string());
-    let config = Config::from_value(&value, Path::new("."), &env).expect("config");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let sink = logs.clone();
-    let log = Arc::new(move |record: &LogRecord| sink.lock().unwrap().push(record.message.clone()));
-    (ActionHost::new(runtime, config, log), logs)
+    action_host(runtime, &value)
 }
 
 fn first_error(document: &Value) -> (String, String) {
@@ -122,7 +113,7 @@ fn runaway_plugins_cost_one_invocation_and_the_host_carries_on() {
         assert!(!report.document.to_string().contains(TOKEN));
     }
     // The same process then serves the real plugin.
-    let real = Arc::new(load(&plugin_path()).unwrap());
+    let real = real_runtime();
     let (host, _) = host_for(real, &[("p", &sim, GROUP)], json!({}));
     let mut request = ActionRequest::new(ActionName::AddToGroup);
     request.users = vec!["alice@corp.example".into()];

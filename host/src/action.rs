@@ -14,7 +14,7 @@ use restricted_group_plugin::model::{
 };
 use restricted_group_plugin::user_ref::parse_user_ref;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -130,6 +130,10 @@ pub struct ActionHost {
     config: Config,
     http: Arc<HttpClient>,
     log: LogSink,
+    /// One lock per provider: changes to a provider's group from this process run one at a
+    /// time, so that a membership check and the PATCH that follows are never interleaved with
+    /// another invocation's (a server that stores duplicate members would otherwise get them).
+    change_locks: Vec<(String, Mutex<()>)>,
 }
 
 impl ActionHost {
@@ -149,11 +153,13 @@ impl ActionHost {
                 })
                 .collect(),
         }));
+        let change_locks = config.providers.iter().map(|p| (p.name.clone(), Mutex::new(()))).collect();
         ActionHost {
             runtime,
             config,
             http,
             log,
+            change_locks,
         }
     }
 
@@ -227,6 +233,16 @@ impl ActionHost {
             http: self.http.clone(),
             limits,
             log: self.log.clone(),
+        };
+        // Locks are taken in config order, so two actions never wait on each other in a cycle.
+        let _changing: Vec<MutexGuard<()>> = if changes && !request.dry_run {
+            self.change_locks
+                .iter()
+                .filter(|(name, _)| providers.iter().any(|p| &p.name == name))
+                .map(|(_, lock)| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+                .collect()
+        } else {
+            Vec::new()
         };
         let invocation = self.runtime.invoke(call, &context);
         let dry_run = request.dry_run && request.action.takes_users();

@@ -221,3 +221,37 @@ pub fn request_lines(sim: &Simulator) -> Vec<String> {
         })
         .collect()
 }
+
+/// The real plugin, loaded once per test binary.
+pub fn real_runtime() -> std::sync::Arc<soar_host::runtime::PluginRuntime> {
+    static RUNTIME: std::sync::OnceLock<std::sync::Arc<soar_host::runtime::PluginRuntime>> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| std::sync::Arc::new(load_runtime(&plugin_path()).expect("the real plugin loads"))).clone()
+}
+
+pub fn load_runtime(path: &Path) -> Result<soar_host::runtime::PluginRuntime, String> {
+    let options = soar_host::runtime::LoadOptions { cache_dir: None, expected_sha256: None };
+    soar_host::runtime::PluginRuntime::load_file(path, &options).map_err(|e| e.0)
+}
+
+/// An in-process action host for a config document; `SOAR_TEST_TOKEN` and `SOAR_TEST_TOKEN_2`
+/// resolve to the test tokens. Log lines are collected.
+pub fn action_host(
+    runtime: std::sync::Arc<soar_host::runtime::PluginRuntime>,
+    config: &Value,
+) -> (soar_host::action::ActionHost, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let env = |name: &str| match name {
+        "SOAR_TEST_TOKEN" => Some(TOKEN.to_string()),
+        "SOAR_TEST_TOKEN_2" => Some(OTHER_TOKEN.to_string()),
+        _ => None,
+    };
+    let config = soar_host::config::Config::from_value(config, Path::new("."), &env).expect("config");
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = logs.clone();
+    let log = std::sync::Arc::new(move |record: &soar_host::runtime::LogRecord| sink.lock().unwrap().push(record.message.clone()));
+    (soar_host::action::ActionHost::new(runtime, config, log), logs)
+}
+
+/// One provider entry of a config document.
+pub fn provider_entry(name: &str, sim: &Simulator, restricted_group: &str) -> Value {
+    json!({"name": name, "base_url": sim.base_url(), "restricted_group": restricted_group, "token_env": "SOAR_TEST_TOKEN"})
+}

@@ -1,0 +1,172 @@
+//! Resilience: every simulator fault either succeeds after a retry or fails with the right
+//! error kind, membership is never changed wrongly, and many invocations at once in one host
+//! process never corrupt a group.
+
+use serde_json::{json, Value};
+use soar_e2e::*;
+use soar_host::action::{ActionHost, ActionName, ActionRequest};
+use soar_host::simulator::{Fault, Quirk, Simulator};
+use std::sync::Arc;
+
+const ALICE: &str = "alice@corp.example";
+
+fn faulty(fault: Fault) -> (Simulator, std::path::PathBuf) {
+    let sim = simulator(TOKEN, &[ALICE, "bob@corp.example"], &[]);
+    sim.set_fault(fault, true);
+    let config = write_config(&scratch_dir(), &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({}));
+    (sim, config)
+}
+
+fn first_error(run: &Run) -> Value {
+    let doc = run.json();
+    let provider = &doc["providers"][0];
+    if provider["error"].is_object() {
+        provider["error"].clone()
+    } else {
+        provider["users"][0]["error"].clone()
+    }
+}
+
+#[test]
+fn a_dropped_connection_is_retried() {
+    let (sim, config) = faulty(Fault::DropConnection);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert_eq!(run.json()["http_requests"], 6, "each of the 3 requests twice: {:?}", request_lines(&sim));
+    assert_eq!(member_names(&sim), [ALICE]);
+}
+
+#[test]
+fn a_burst_of_5xx_is_retried() {
+    let (sim, config) = faulty(Fault::Burst5xx);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert_eq!(run.json()["http_requests"], 6, "3 refused, then the 3 needed");
+    assert_eq!(member_names(&sim), [ALICE]);
+}
+
+#[test]
+fn retry_after_in_seconds_and_as_a_date_is_honoured() {
+    for fault in [Fault::RateLimitSeconds, Fault::RateLimitDate] {
+        let (sim, config) = faulty(fault);
+        let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+        assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{fault}: {run:?}");
+        assert_eq!(run.json()["http_requests"], 4, "{fault}");
+        assert!(run.stderr.contains("retrying in 1000 ms"), "{fault}: {}", run.stderr);
+        assert_eq!(member_names(&sim), [ALICE]);
+    }
+}
+
+#[test]
+fn throttling_with_no_retries_or_no_time_left_reports_when_to_come_back() {
+    let (sim, config) = faulty(Fault::RateLimitSeconds);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "0"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = first_error(&run);
+    assert_eq!((error["kind"].clone(), error["retry_after_ms"].clone(), error["status"].clone()), (json!("rate-limited"), json!(1000), json!(429)));
+    assert_eq!(run.json()["http_requests"], 1);
+
+    sim.clear_requests();
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--timeout-ms", "500"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = first_error(&run);
+    assert_eq!((error["kind"].clone(), error["retry_after_ms"].clone()), (json!("rate-limited"), json!(1000)));
+    assert!(error["message"].as_str().unwrap().contains("deadline"), "{error}");
+    assert!(member_names(&sim).is_empty());
+}
+
+#[test]
+fn a_stalled_server_times_out_and_the_host_returns() {
+    let (sim, config) = faulty(Fault::Stall);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--timeout-ms", "800"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(first_error(&run)["kind"], "timeout");
+    sim.set_fault(Fault::Stall, false);
+    assert!(member_names(&sim).is_empty());
+}
+
+#[test]
+fn broken_answers_are_protocol_or_transport_errors_and_change_nothing() {
+    for (fault, kind) in [
+        (Fault::MalformedJson, "protocol"),
+        (Fault::WrongContentType, "protocol"),
+        (Fault::TruncatedBody, "transport"),
+    ] {
+        let (sim, config) = faulty(fault);
+        let run = run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "1"]);
+        assert_eq!(run.code, 1, "{fault}: {run:?}");
+        let error = first_error(&run);
+        assert_eq!(error["kind"], kind, "{fault}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.len() < 600, "{fault}: quotes at most 200 characters: {message}");
+        assert!(sim.requests().iter().all(|r| r.method == "GET"), "{fault}");
+        sim.set_fault(fault, false);
+        assert!(member_names(&sim).is_empty(), "{fault}");
+    }
+}
+
+fn concurrent_host(sim: &Simulator) -> Arc<ActionHost> {
+    let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", sim, GROUP)]});
+    Arc::new(action_host(real_runtime(), &config).0)
+}
+
+fn run_all(host: &Arc<ActionHost>, jobs: Vec<(ActionName, String)>) -> Vec<i32> {
+    let handles: Vec<_> = jobs
+        .into_iter()
+        .map(|(action, user)| {
+            let host = host.clone();
+            std::thread::spawn(move || {
+                let mut request = ActionRequest::new(action);
+                request.users = vec![user];
+                host.run(&request).exit_code
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().expect("no panic")).collect()
+}
+
+#[test]
+fn thirty_two_adds_then_sixteen_removes_leave_exactly_the_other_half() {
+    let users: Vec<String> = (0..32).map(|n| format!("user{n:02}@corp.example")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let sim = simulator(TOKEN, &names, &[]);
+    let host = concurrent_host(&sim);
+    let codes = run_all(&host, users.iter().map(|u| (ActionName::AddToGroup, u.clone())).collect());
+    assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
+    assert_eq!(member_names(&sim), users);
+    let codes = run_all(&host, users[..16].iter().map(|u| (ActionName::RemoveFromGroup, u.clone())).collect());
+    assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
+    assert_eq!(member_names(&sim), users[16..].to_vec());
+}
+
+#[test]
+fn thirty_two_adds_of_one_user_leave_one_member_entry_even_where_duplicates_are_stored() {
+    let sim = simulator(TOKEN, &[ALICE], &[]);
+    sim.set_quirk(Quirk::DuplicateMembers, true);
+    let host = concurrent_host(&sim);
+    let codes = run_all(&host, (0..32).map(|_| (ActionName::AddToGroup, ALICE.to_string())).collect());
+    assert!(codes.iter().all(|c| *c == 0), "every invocation reports success: {codes:?}");
+    assert_eq!(sim.members(&group_id(&sim, GROUP)).len(), 1);
+}
+
+#[test]
+fn interleaved_adds_and_removes_then_a_last_add_leave_one_member_entry() {
+    let sim = simulator(TOKEN, &[ALICE], &[]);
+    sim.set_quirk(Quirk::DuplicateMembers, true);
+    let host = concurrent_host(&sim);
+    let jobs = (0..32)
+        .map(|n| (if n % 2 == 0 { ActionName::AddToGroup } else { ActionName::RemoveFromGroup }, ALICE.to_string()))
+        .collect();
+    let codes = run_all(&host, jobs);
+    assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
+    let codes = run_all(&host, vec![(ActionName::AddToGroup, ALICE.to_string())]);
+    assert_eq!(codes, [0]);
+    assert_eq!(sim.members(&group_id(&sim, GROUP)), [user_id(&sim, ALICE)]);
+}
+
+#[test]
+fn the_host_is_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ActionHost>();
+    assert_send_sync::<soar_host::runtime::PluginRuntime>();
+}
