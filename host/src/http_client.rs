@@ -371,7 +371,7 @@ fn classify(error: ureq::Error, url: &str, limit: u64) -> HttpError {
         ureq::Error::Timeout(which) => HttpError::Timeout(format!("{url}: no complete answer in time ({which})")),
         ureq::Error::BodyExceedsLimit(_) => too_large(url, limit),
         ureq::Error::Tls(why) => HttpError::TlsFailed(format!("{url}: {why}")),
-        ureq::Error::Rustls(why) => HttpError::TlsFailed(format!("{url}: {}", describe_tls(&why))),
+        ureq::Error::Rustls(why) => HttpError::TlsFailed(format!("{url}: {why}")),
         ureq::Error::Pem(why) => HttpError::TlsFailed(format!("{url}: {why}")),
         ureq::Error::Io(io) if io.kind() == IoKind::PermissionDenied && io.to_string().starts_with(EGRESS_REFUSAL) => {
             HttpError::Denied(io.to_string())
@@ -385,14 +385,5 @@ fn classify(error: ureq::Error, url: &str, limit: u64) -> HttpError {
         ureq::Error::HostNotFound => HttpError::ConnectionFailed(format!("{url}: the host name does not resolve")),
         ureq::Error::ConnectionFailed => HttpError::ConnectionFailed(format!("{url}: connection refused or failed")),
         other => HttpError::ConnectionFailed(format!("{url}: {other}")),
-    }
-}
-
-fn describe_tls(error: &rustls::Error) -> String {
-    match error {
-        rustls::Error::InvalidCertificate(why) => format!(
-            "the server's certificate is not trusted ({why:?}); if it is issued by a private CA, give its PEM in ca_file"
-        ),
-        other => other.to_string(),
     }
 }

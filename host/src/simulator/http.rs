@@ -77,8 +77,11 @@ pub struct Server {
     accept: Option<JoinHandle<()>>,
 }
 
+/// TLS for the server, when it serves https.
+pub type Tls = Option<Arc<rustls::ServerConfig>>;
+
 impl Server {
-    pub fn start(listener: TcpListener, handler: Handler) -> std::io::Result<Server> {
+    pub fn start(listener: TcpListener, handler: Handler, tls: Tls) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = stop.clone();
@@ -88,11 +91,19 @@ impl Server {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+                let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 let stop = stop_flag.clone();
-                let _ = std::thread::Builder::new()
-                    .name("simulator-conn".into())
-                    .spawn(move || serve_connection(stream, handler, stop));
+                let tls = tls.clone();
+                let _ = std::thread::Builder::new().name("simulator-conn".into()).spawn(move || match tls {
+                    None => serve_connection(stream, handler, stop),
+                    Some(config) => {
+                        if let Ok(session) = rustls::ServerConnection::new(config) {
+                            serve_connection(rustls::StreamOwned::new(session, stream), handler, stop);
+                        }
+                    }
+                });
             }
         })?;
         Ok(Server {
@@ -114,10 +125,7 @@ impl Drop for Server {
     }
 }
 
-fn serve_connection(stream: TcpStream, handler: Handler, stop: Arc<AtomicBool>) {
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else { return };
+fn serve_connection<S: Read + Write>(stream: S, handler: Handler, stop: Arc<AtomicBool>) {
     let mut reader = BufReader::new(stream);
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -132,23 +140,23 @@ fn serve_connection(stream: TcpStream, handler: Handler, stop: Arc<AtomicBool>) 
                     headers: vec![("Connection".into(), "close".into())],
                     body: why.into_bytes(),
                 };
-                let _ = writer.write_all(&response.to_bytes());
+                let _ = reader.get_mut().write_all(&response.to_bytes());
                 return;
             }
         };
         let close = request
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let writer = reader.get_mut();
         match handler(request) {
             Reply::Respond(response) => {
-                if writer.write_all(&response.to_bytes()).is_err() || close {
+                if writer.write_all(&response.to_bytes()).and_then(|()| writer.flush()).is_err() || close {
                     return;
                 }
             }
             Reply::RawThenClose(bytes) => {
                 let _ = writer.write_all(&bytes);
                 let _ = writer.flush();
-                let _ = writer.shutdown(std::net::Shutdown::Both);
                 return;
             }
             Reply::Stall(duration) => {
@@ -159,7 +167,7 @@ fn serve_connection(stream: TcpStream, handler: Handler, stop: Arc<AtomicBool>) 
     }
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, String> {
+fn read_request(reader: &mut impl BufRead) -> Result<Option<HttpRequest>, String> {
     let mut head = Vec::new();
     loop {
         let mut line = Vec::new();
@@ -222,7 +230,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>
     }))
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> Result<Vec<u8>, String> {
+fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
         let mut size_line = String::new();

@@ -57,6 +57,8 @@ pub struct SimulatorOptions {
     pub seed: Seed,
     pub quirks: Vec<Quirk>,
     pub faults: Vec<Fault>,
+    /// Serve https with this certificate (the base URL then names `localhost`).
+    pub tls: http::Tls,
 }
 
 impl SimulatorOptions {
@@ -67,6 +69,7 @@ impl SimulatorOptions {
             seed: Seed::default(),
             quirks: Vec::new(),
             faults: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -150,13 +153,15 @@ impl Simulator {
             return Err(format!("idp_id \"{idp_id}\" may hold only letters, digits, '-' and '_'"));
         }
         let host = match addr.ip() {
+            _ if options.tls.is_some() => "localhost".to_string(),
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             token: options.token,
             base_path: format!("/scim/1/{idp_id}/v2"),
-            origin: format!("http://{host}:{}", addr.port()),
+            origin: format!("{scheme}://{host}:{}", addr.port()),
             quirks: Mutex::new(options.quirks.into_iter().collect()),
             faults: Mutex::new(options.faults.into_iter().collect()),
             directory: Mutex::new(Directory::default()),
@@ -182,7 +187,7 @@ impl Simulator {
             }
         }
         let handler_state = shared.clone();
-        let server = Server::start(listener, Arc::new(move |request| -> Reply { handler_state.handle(request) }))
+        let server = Server::start(listener, Arc::new(move |request| -> Reply { handler_state.handle(request) }), options.tls)
             .map_err(|e| format!("cannot start the simulator: {e}"))?;
         Ok(Simulator { shared, server })
     }

@@ -224,7 +224,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
                 (ErrorKind::Transport, why, "check base_url and the network path to the SCIM server")
             }
             HttpError::TlsFailed(why) => {
-                (ErrorKind::Tls, why, "the server's certificate is not trusted: check the host's CA settings")
+                (ErrorKind::Tls, why, "TLS failed: the server's certificate is not trusted or the handshake broke; if a private CA issued it, put that CA's PEM certificate in the host's ca_file")
             }
             HttpError::TooLarge(why) => (ErrorKind::TooLarge, why, "the answer exceeds the host's size limit"),
         };

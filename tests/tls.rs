@@ -1,0 +1,81 @@
+//! TLS on loopback with a CA and server certificate generated for the test: trusted through
+//! `ca_file`, refused with a `tls` error and a clear message without it.
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::json;
+use soar_e2e::*;
+use soar_host::simulator::{Seed, Simulator, SimulatorOptions};
+use std::sync::Arc;
+
+/// A simulator serving https as `localhost`, and the PEM of the CA that issued its certificate.
+fn https_simulator() -> (Simulator, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .unwrap();
+    let mut options = SimulatorOptions::new(TOKEN);
+    options.seed = Seed {
+        idp_id: None,
+        users: vec![json!({"userName": "alice@corp.example"})],
+        groups: vec![seed_group(GROUP)],
+    };
+    options.tls = Some(Arc::new(tls));
+    (Simulator::start(options).unwrap(), ca_cert.pem())
+}
+
+#[test]
+fn https_works_with_the_ca_file_and_fails_clearly_without_it() {
+    let (sim, ca_pem) = https_simulator();
+    assert!(sim.base_url().starts_with("https://localhost:"));
+    let dir = scratch_dir();
+    std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+    let provider = json!({"name": "tls", "base_url": sim.base_url(), "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
+
+    let trusted = write_json(&dir, "trusted.json", &json!({"identity_providers": [provider], "ca_file": "ca.pem"}));
+    let run = run_with(&trusted, &["add-to-group", "--user", "alice@corp.example"]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert_eq!(member_names(&sim), ["alice@corp.example"]);
+
+    sim.clear_requests();
+    let untrusted = write_json(&dir, "untrusted.json", &json!({"identity_providers": [provider]}));
+    let run = run_with(&untrusted, &["test-connection"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = &run.json()["providers"][0]["error"];
+    assert_eq!(error["kind"], "tls", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("not trusted") && message.contains("ca_file"), "{message}");
+    assert!(sim.requests().is_empty(), "no request completed over an untrusted connection");
+}
+
+#[test]
+fn a_missing_or_empty_ca_file_is_refused() {
+    let (sim, _) = https_simulator();
+    let dir = scratch_dir();
+    let provider = json!({"name": "tls", "base_url": sim.base_url(), "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
+    let missing = write_json(&dir, "missing.json", &json!({"identity_providers": [provider], "ca_file": "nope.pem"}));
+    let run = run_with(&missing, &["test-connection"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.json()["error"]["message"].as_str().unwrap().contains("ca_file"));
+    std::fs::write(dir.join("empty.pem"), "not a certificate\n").unwrap();
+    let empty = write_json(&dir, "empty.json", &json!({"identity_providers": [provider], "ca_file": "empty.pem"}));
+    let run = run_with(&empty, &["test-connection"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = &run.json()["providers"][0]["error"];
+    assert_eq!(error["kind"], "tls");
+    assert!(error["message"].as_str().unwrap().contains("holds no PEM certificate"), "{error}");
+}
