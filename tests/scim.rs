@@ -169,6 +169,17 @@ fn a_bad_token_is_auth_failed_whether_401_or_403() {
 }
 
 #[test]
+fn a_server_refusing_attribute_selection_is_read_whole() {
+    let (sim, config) = quirky(&[Quirk::ProjectionRejected, Quirk::NoUserGroups], &[BOB]);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", BOB]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!((run.outcome(0, 0), run.outcome(0, 1)), (json!("added"), json!("already-member")));
+    let refused = sim.requests().iter().filter(|r| r.param("excludedAttributes").is_some()).count();
+    assert_eq!(refused, 1, "asked once with excludedAttributes, then never again: {:?}", request_lines(&sim));
+    assert_eq!(member_names(&sim), [ALICE, BOB]);
+}
+
+#[test]
 fn check_membership_reads_and_never_writes() {
     let (sim, config) = quirky(&[], &[BOB]);
     let run = run_with(&config, &["check-membership", "--user", ALICE, "--user", BOB]);

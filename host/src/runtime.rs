@@ -23,6 +23,9 @@ pub const WIT_PACKAGE: &str = "soar:restricted-group";
 pub const WIT_MAJOR: u64 = 1;
 pub const WIT_VERSION: &str = "1.0.0";
 const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Host calls end at the deadline; the plugin then gets this long to turn their errors into a
+/// result before the epoch deadline stops it.
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 /// Log lines kept per invocation, and characters per line.
 const MAX_LOG_LINES: usize = 1_000;
 const MAX_LOG_LINE_CHARS: usize = 2_000;
@@ -209,7 +212,8 @@ impl PluginRuntime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        let ticks = context.limits.deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
+        let budget_ms = context.limits.deadline_ms + DEADLINE_GRACE.as_millis() as u64;
+        let ticks = budget_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
         store.set_epoch_deadline(ticks);
         let outcome = self
             .pre

@@ -54,6 +54,7 @@ named! {
         NoUserGroups = "no-user-groups": "users carry no groups list",
         NoMembership = "no-membership": "no way to read membership: no groups on users, member filters refused, groups list no members",
         EchoAuthorization = "echo-authorization": "error details echo the request's Authorization header",
+        ProjectionRejected = "projection-rejected": "answers 400 to any attributes or excludedAttributes parameter",
     }
 }
 

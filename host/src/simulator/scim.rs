@@ -270,6 +270,10 @@ impl Shared {
         if segments.len() > 2 {
             return self.error(request, 404, None, "no such resource");
         }
+        let projected = request.param("attributes").is_some() || request.param("excludedAttributes").is_some();
+        if projected && self.has(Quirk::ProjectionRejected) {
+            return self.error(request, 400, Some("invalidValue"), "attributes and excludedAttributes are not supported");
+        }
         let kind = kinds[0];
         match (method.as_str(), segments.get(1).map(|s| crate::url::percent_decode(s)).as_deref()) {
             ("GET", None) => match ListParams::from_query(request) {

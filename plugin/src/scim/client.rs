@@ -30,6 +30,8 @@ pub struct Learned {
     pub add_without_path: bool,
     /// The remove form that worked: RFC `members[value eq ".."]` (false) or Entra's value list (true).
     pub remove_with_value_list: bool,
+    /// `attributes` / `excludedAttributes` are refused (400): reads go without them.
+    pub projection_refused: bool,
 }
 
 pub struct ScimClient<'a, H: Host> {

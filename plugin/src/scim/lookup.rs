@@ -6,7 +6,7 @@ use crate::encode::{eq_filter, filter_string, path_segment, query};
 use crate::host::{Host, LogLevel, Method};
 use crate::model::{ActionError, ErrorKind, UserRef};
 use crate::scim::client::{Doing, ScimClient};
-use crate::scim::response::{multi_valued_values, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User};
+use crate::scim::response::{multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User};
 use serde_json::Value;
 
 /// Paging stops here: past it a lookup fails with `lookup-limit` rather than scan for ever.
@@ -40,10 +40,35 @@ enum Filtered {
 pub type Found = Result<Option<User>, ActionError>;
 
 impl<H: Host> ScimClient<'_, H> {
+    /// `GET {path}?{params}`. `attributes` and `excludedAttributes` only save bandwidth: a server
+    /// that refuses them (400) is asked again without, and never again with them.
+    fn get(&mut self, path: &str, params: &[(&str, &str)], doing: Doing) -> Result<crate::host::Response, ActionError> {
+        let is_projection = |name: &str| name == "attributes" || name == "excludedAttributes";
+        let projected = params.iter().any(|(name, _)| is_projection(name));
+        let kept: Vec<(&str, &str)> = params
+            .iter()
+            .copied()
+            .filter(|(name, _)| !(self.learned.projection_refused && is_projection(name)))
+            .collect();
+        let with_query = |pairs: &[(&str, &str)]| match pairs {
+            [] => path.to_string(),
+            _ => format!("{path}?{}", query(pairs)),
+        };
+        let response = self.send(Method::Get, &with_query(&kept), None, false, doing)?;
+        let about_filter = parse_error_body(&response.body).scim_type.is_some_and(|t| t.eq_ignore_ascii_case("invalidFilter"));
+        if response.status != 400 || !projected || self.learned.projection_refused || about_filter {
+            return Ok(response);
+        }
+        self.learned.projection_refused = true;
+        self.log(LogLevel::Info, "the server refuses attributes/excludedAttributes; reading whole resources");
+        let plain: Vec<(&str, &str)> = params.iter().copied().filter(|(name, _)| !is_projection(name)).collect();
+        self.send(Method::Get, &with_query(&plain), None, false, doing)
+    }
+
     /// `GET /{resource}?{params}`; with a filter, 400 and 501 mean the filter is refused.
     fn get_list(&mut self, resource: &str, params: &[(&str, &str)], doing: Doing) -> Result<ListAnswer, ActionError> {
         let filtered = params.iter().any(|(name, _)| *name == "filter");
-        let response = self.send(Method::Get, &format!("/{resource}?{}", query(params)), None, false, doing)?;
+        let response = self.get(&format!("/{resource}"), params, doing)?;
         if filtered && (response.status == 400 || response.status == 501) {
             let why = self.status_error(&response, doing).message;
             self.log(LogLevel::Info, &format!("the server refused the filter: {why}"));
@@ -215,8 +240,8 @@ impl<H: Host> ScimClient<'_, H> {
 
     fn group_by_id(&mut self, id: &str) -> Result<Group, ActionError> {
         let doing = format!("reading the group with id {id}");
-        let path = format!("/Groups/{}?excludedAttributes=members", path_segment(id));
-        let response = self.send(Method::Get, &path, None, false, &doing)?;
+        let path = format!("/Groups/{}", path_segment(id));
+        let response = self.get(&path, &[("excludedAttributes", "members")], &doing)?;
         if response.status == 404 {
             // Either no such group or a wrong base URL: one list request tells which.
             let params = [("startIndex", "1"), ("count", "1"), ("excludedAttributes", "members")];
@@ -260,7 +285,7 @@ impl<H: Host> ScimClient<'_, H> {
 
     pub fn user_by_id(&mut self, id: &str) -> Found {
         let doing = format!("reading user id:{id}");
-        let response = self.send(Method::Get, &format!("/Users/{}", path_segment(id)), None, false, &doing)?;
+        let response = self.get(&format!("/Users/{}", path_segment(id)), &[], &doing)?;
         if response.status == 404 {
             return Ok(None);
         }
@@ -445,8 +470,8 @@ impl<H: Host> ScimClient<'_, H> {
             return Ok(members.clone());
         }
         let doing = format!("reading the members of group {}", group.id);
-        let path = format!("/Groups/{}?attributes=members", path_segment(&group.id));
-        let response = self.send(Method::Get, &path, None, false, &doing)?;
+        let path = format!("/Groups/{}", path_segment(&group.id));
+        let response = self.get(&path, &[("attributes", "members")], &doing)?;
         if !(200..300).contains(&response.status) {
             return Err(self.status_error(&response, &doing));
         }
