@@ -17,3 +17,12 @@ export SOAR_SCIM2_SERVER="$PWD/$venv/bin/scim2-server"
 export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
 cargo build --quiet -p soar-host
 cargo test -p restricted-group-plugin -p soar-host -p soar-e2e "$@"
+
+# The second host: the same component in Node.js through jco (npm, locked).
+if [ ! -d tests/node-host/node_modules ] || [ tests/node-host/package-lock.json -nt tests/node-host/node_modules ]; then
+  npm ci --prefix tests/node-host --no-audit --no-fund --loglevel=error
+fi
+SOAR_HOST_BIN="$PWD/target/debug/soar-host" \
+SOAR_PLUGIN="$PWD/target/wasm32-wasip2/component/restricted_group_plugin.wasm" \
+SOAR_FIXTURES="$PWD/target/fixtures" \
+  npm --prefix tests/node-host test --silent

@@ -138,6 +138,17 @@ fn a_server_echoing_the_token_cannot_hand_it_to_the_plugin() {
 }
 
 #[test]
+fn the_plugin_sees_no_environment_arguments_or_input() {
+    let sim = simulator(TOKEN, &[], &[]);
+    let hostile = Arc::new(load(&hostile_path("plain")).unwrap());
+    for (command, expected) in [("env", "env [] args []"), ("stdin", "stdin Ok(0) \"\"")] {
+        let (host, _) = host_for(hostile.clone(), &[("p", &sim, command)], json!({}));
+        let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+        assert_eq!(first_error(&report.document).1, expected);
+    }
+}
+
+#[test]
 fn a_log_flood_is_capped() {
     let sim = simulator(TOKEN, &[], &[]);
     let hostile = Arc::new(load(&hostile_path("plain")).unwrap());

@@ -1,0 +1,241 @@
+// A second host for the restricted-group plugin, in Node.js: the same .wasm, transpiled by jco,
+// the imports implemented here with the reference host's credential and egress rule. It proves
+// the component runs in any component-model host, and shows what a platform in another language
+// must provide: `http.send` (policed, token attached by the host), `log.write`, `wait.sleep`, and
+// WASI with nothing behind it.
+import { transpileBytes } from '@bytecodealliance/jco-transpile';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { authorize, parseUrl } from './egress.mjs';
+import { ALLOWED_IMPORTS, emptyWasi } from './wasi.mjs';
+
+const WIT_PREFIX = 'soar:restricted-group/';
+
+/** Transpiles a component (cached by its hash) after checking its imports. */
+export async function loadPlugin(wasmPath) {
+  const bytes = readFileSync(wasmPath);
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  const { files, imports, exports } = await transpileBytes(bytes, { name: 'plugin', instantiation: 'sync', outDir: '' });
+  const refused = imports.map((name) => name.split('@')[0]).filter((name) => !ALLOWED_IMPORTS.includes(name));
+  if (refused.length > 0) {
+    throw new Error(`plugin ${wasmPath}: imports ${refused.join(', ')}, which this host does not provide`);
+  }
+  if (!exports.some(([name]) => name.startsWith(`${WIT_PREFIX}actions@1.`))) {
+    throw new Error(`plugin ${wasmPath}: does not export ${WIT_PREFIX}actions@1.x`);
+  }
+  const dir = join(tmpdir(), `soar-node-host-${hash.slice(0, 16)}`);
+  for (const [name, content] of Object.entries(files)) {
+    const path = join(dir, name);
+    if (!existsSync(path)) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, content);
+    }
+  }
+  const generated = await import(pathToFileURL(join(dir, 'plugin.js')).href);
+  const modules = new Map();
+  const getCoreModule = (name) => {
+    if (!modules.has(name)) modules.set(name, new WebAssembly.Module(readFileSync(join(dir, name))));
+    return modules.get(name);
+  };
+  return { instantiate: (imports) => generated.instantiate(getCoreModule, imports) };
+}
+
+/** Synchronous HTTP for the plugin: a worker does the request while this thread waits. */
+class SyncHttp {
+  constructor() {
+    this.worker = new Worker(new URL('./http-worker.mjs', import.meta.url));
+    this.worker.unref();
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker.postMessage({ port: port2 }, [port2]);
+  }
+
+  request(request) {
+    const signal = new Int32Array(new SharedArrayBuffer(4));
+    this.port.postMessage({ request, signal });
+    Atomics.wait(signal, 0, 0, request.timeoutMs + 5_000);
+    const received = receiveMessageOnPort(this.port);
+    return received ? received.message : { error: { tag: 'timeout', val: 'the HTTP worker did not answer' } };
+  }
+
+  close() {
+    this.port.close();
+    return this.worker.terminate();
+  }
+}
+
+function sleepSync(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function parseUser(text) {
+  if (text.startsWith('id:')) return { tag: 'id', val: text.slice(3) };
+  if (text.startsWith('external:')) return { tag: 'external', val: text.slice(9) };
+  return { tag: 'email', val: text };
+}
+
+/** A config in the reference host's format (a subset); tokens come from `env`. */
+export function readConfig(config, env) {
+  if (!Array.isArray(config.identity_providers) || config.identity_providers.length === 0) {
+    throw new Error('identity_providers must list at least one provider');
+  }
+  const providers = config.identity_providers.map((p) => {
+    const base = parseUrl(p.base_url);
+    if (base.scheme === 'http' && !(config.allow_http && ['127.0.0.1', 'localhost', '[::1]'].includes(base.host))) {
+      throw new Error(`${p.name}: plain http needs allow_http and a loopback host`);
+    }
+    const token = env[p.token_env];
+    if (!token) throw new Error(`${p.name}: token_env ${p.token_env} is not set`);
+    return { ...p, base, token };
+  });
+  return {
+    providers,
+    deadlineMs: config.deadline_ms ?? 60_000,
+    retryAfterCapMs: config.retry_after_cap_ms ?? 60_000,
+    maxResponseBytes: config.max_response_bytes ?? 8 * 1024 * 1024,
+    protectedUsers: (config.protected_users ?? []).map(parseUser),
+  };
+}
+
+/** Runs actions: a fresh instance per call, every request policed. */
+export class NodeHost {
+  constructor(plugin, config, { onLog = () => {} } = {}) {
+    this.plugin = plugin;
+    this.config = config;
+    this.onLog = onLog;
+    this.http = new SyncHttp();
+  }
+
+  close() {
+    return this.http.close();
+  }
+
+  #settings() {
+    return {
+      providers: this.config.providers.map((p) => ({
+        name: p.name,
+        baseUrl: p.base_url,
+        restrictedGroup: p.restricted_group,
+        restrictedGroupId: p.restricted_group_id,
+        profile: p.profile ?? 'generic',
+        maxRetries: p.max_retries ?? 4,
+      })),
+      retryAfterCapMs: BigInt(this.config.retryAfterCapMs),
+    };
+  }
+
+  #run(action, call) {
+    const deadline = Date.now() + this.config.deadlineMs;
+    const endpoints = this.config.providers.map((p) => ({ name: p.name, base: p.base, token: p.token }));
+    const secrets = endpoints.map((e) => e.token);
+    const redact = (text) => secrets.reduce((t, s) => t.split(s).join('<redacted>'), text);
+    let httpRequests = 0;
+    const send = (request) => {
+      let authorized;
+      try {
+        authorized = authorize(endpoints, request.idp, request.url, request.headers);
+      } catch (denied) {
+        return { tag: 'err', val: { tag: 'denied', val: redact(denied.message) } };
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return { tag: 'err', val: { tag: 'timeout', val: "the action's deadline has passed" } };
+      httpRequests += 1;
+      const answer = this.http.request({
+        method: request.method.toUpperCase(),
+        url: request.url,
+        headers: Object.fromEntries([...request.headers, ['Authorization', `Bearer ${authorized.token}`]]),
+        body: request.body,
+        timeoutMs: remaining,
+        maxBytes: this.config.maxResponseBytes,
+      });
+      if (answer.error) return { tag: 'err', val: { tag: answer.error.tag, val: redact(answer.error.val) } };
+      const body = Buffer.from(answer.body);
+      const scrubbed = body.includes(authorized.token) ? Buffer.from(redact(body.toString('utf8'))) : body;
+      return { tag: 'ok', val: { status: answer.status, headers: answer.headers.map(([k, v]) => [k, redact(v)]), body: new Uint8Array(scrubbed) } };
+    };
+    const own = {
+      http: { send },
+      log: { write: (level, message) => this.onLog({ level, message: redact(message) }) },
+      wait: {
+        sleep: (ms) => {
+          const wanted = Number(ms);
+          if (Date.now() + wanted > deadline) return false;
+          sleepSync(wanted);
+          return true;
+        },
+      },
+      types: {},
+    };
+    const { imports, stderr } = emptyWasi();
+    for (const [name, implementation] of Object.entries(own)) {
+      imports[`${WIT_PREFIX}${name}`] = implementation;
+      imports[`${WIT_PREFIX}${name}@1.0.0`] = implementation;
+    }
+    try {
+      const root = this.plugin.instantiate(imports);
+      const result = call(root.actions);
+      return document(action, result, httpRequests, redact);
+    } catch (trap) {
+      const panic = /panicked at ([^\n]*)\n([^\n]*)/.exec(stderr.text());
+      const message = panic ? `the plugin panicked: ${panic[2]} (at ${panic[1]})` : `the plugin trapped: ${trap.message}`;
+      return { schema_version: 1, action, status: 'failed', http_requests: httpRequests, error: { kind: panic ? 'plugin-panicked' : 'plugin-trapped', message: redact(message) } };
+    }
+  }
+
+  testConnection() {
+    return this.#run('test-connection', (actions) => actions.testConnection(this.#settings()));
+  }
+
+  #membership(action, method, users, dryRun) {
+    const request = { settings: this.#settings(), users: users.map(parseUser), dryRun, protected: this.config.protectedUsers };
+    return this.#run(action, (actions) => actions[method](request));
+  }
+
+  addToGroup(users, { dryRun = false } = {}) {
+    return this.#membership('add-to-group', 'addToGroup', users, dryRun);
+  }
+
+  removeFromGroup(users, { dryRun = false } = {}) {
+    return this.#membership('remove-from-group', 'removeFromGroup', users, dryRun);
+  }
+
+  checkMembership(users) {
+    return this.#membership('check-membership', 'checkMembership', users, false);
+  }
+}
+
+/** The plugin's result as the reference host prints it (snake_case, numbers, nulls). */
+function document(action, result, httpRequests, redact) {
+  const text = (value) => (value === undefined ? null : redact(value));
+  const error = (e) => e && {
+    kind: e.kind,
+    message: redact(e.message),
+    ...(e.status !== undefined && { status: e.status }),
+    ...(e.detail !== undefined && { detail: redact(e.detail) }),
+    ...(e.retryAfterMs !== undefined && { retry_after_ms: Number(e.retryAfterMs) }),
+    ...(e.ids !== undefined && { ids: e.ids }),
+  };
+  return {
+    schema_version: 1,
+    action,
+    status: result.status,
+    http_requests: httpRequests,
+    providers: result.providers.map((p) => ({
+      idp: p.idp,
+      group: p.group ? { display_name: text(p.group.displayName), id: text(p.group.id) } : null,
+      outcome: p.outcome ?? null,
+      error: error(p.error) ?? null,
+      users: p.users.map((u) => ({
+        user: u.user,
+        user_id: text(u.userId),
+        outcome: u.outcome ?? null,
+        error: error(u.error) ?? null,
+        membership_verified: u.membershipVerified,
+      })),
+    })),
+  };
+}
