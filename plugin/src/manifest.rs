@@ -228,6 +228,22 @@ pub fn manifest() -> Manifest {
                 "9100001",
             ),
             setting(
+                "max_retries",
+                "provider",
+                json!({"type": "integer", "minimum": 0, "default": 4}),
+                false,
+                "Retries of 429, 502, 503, 504 and connection failures, with backoff and Retry-After.",
+                "4",
+            ),
+            setting(
+                "retry_after_cap_ms",
+                "top",
+                json!({"type": "integer", "minimum": 0, "default": 60000}),
+                false,
+                "The longest Retry-After wait honoured, in milliseconds.",
+                "60000",
+            ),
+            setting(
                 "profile",
                 "provider",
                 json!({"enum": ["zpa", "zia", "generic"]}),
