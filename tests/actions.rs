@@ -230,3 +230,47 @@ fn users_named_by_id_and_external_id() {
     assert_eq!(run.outcome(0, 0), "member");
     assert_eq!(run.user_error_kind(0, 1), "user-not-found");
 }
+
+#[test]
+fn the_component_and_the_native_core_agree() {
+    use soar_host::runtime::{Call, InvocationContext};
+    let sim = simulator(TOKEN, &[ALICE, BOB], &[BOB]);
+    let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
+    let env = |name: &str| (name == "SOAR_TEST_TOKEN").then(|| TOKEN.to_string());
+    let config = soar_host::config::Config::from_value(&config, std::path::Path::new("."), &env).unwrap();
+    let provider = &config.providers[0];
+    let context = InvocationContext {
+        egress: std::sync::Arc::new(soar_host::egress::EgressPolicy::for_providers([provider])),
+        http: std::sync::Arc::new(soar_host::http_client::HttpClient::new(soar_host::http_client::HttpSettings::new(
+            1 << 20,
+            std::time::Duration::from_secs(5),
+        ))),
+        limits: config.limits.clone(),
+        log: std::sync::Arc::new(|_: &soar_host::runtime::LogRecord| {}),
+    };
+    let request = restricted_group_plugin::model::MembershipRequest {
+        settings: restricted_group_plugin::model::Settings {
+            providers: vec![restricted_group_plugin::model::Provider {
+                name: "zpa".into(),
+                base_url: provider.base_url.to_string(),
+                restricted_group: Some(GROUP.into()),
+                restricted_group_id: None,
+                profile: provider.profile,
+                max_retries: 0,
+            }],
+            retry_after_cap_ms: 1000,
+        },
+        users: vec![
+            restricted_group_plugin::model::UserRef::Email(ALICE.into()),
+            restricted_group_plugin::model::UserRef::Email(BOB.into()),
+            restricted_group_plugin::model::UserRef::Email("nobody@corp.example".into()),
+        ],
+        dry_run: true,
+        protected: Vec::new(),
+    };
+    let call = Call::AddToGroup(request);
+    let wasm = real_runtime().invoke(&call, &context);
+    let (native, native_requests) = soar_host::services::invoke_native(&call, &context);
+    assert_eq!(wasm.result.unwrap(), native);
+    assert_eq!(wasm.http_requests, native_requests);
+}

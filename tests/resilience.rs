@@ -170,3 +170,17 @@ fn the_host_is_shareable_between_threads() {
     assert_send_sync::<ActionHost>();
     assert_send_sync::<soar_host::runtime::PluginRuntime>();
 }
+
+#[test]
+fn a_pooled_runtime_serves_concurrent_invocations() {
+    let users: Vec<String> = (0..32).map(|n| format!("pooled{n:02}@corp.example")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let sim = simulator(TOKEN, &names, &[]);
+    let options = soar_host::runtime::LoadOptions { pooling: true, ..Default::default() };
+    let pooled = Arc::new(soar_host::runtime::PluginRuntime::load_file(&plugin_path(), &options).expect("pooled runtime"));
+    let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
+    let host = Arc::new(action_host(pooled, &config).0);
+    let codes = run_all(&host, users.iter().map(|u| (ActionName::AddToGroup, u.clone())).collect());
+    assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
+    assert_eq!(member_names(&sim), users);
+}

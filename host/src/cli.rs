@@ -302,6 +302,7 @@ fn load_plugin(globals: &Globals, config: Option<&Config>) -> Result<PluginRunti
     let options = LoadOptions {
         cache_dir: cache_dir.as_deref(),
         expected_sha256: config.and_then(|c| c.plugin_sha256.as_deref()),
+        pooling: false,
     };
     PluginRuntime::load_file(&path, &options).map_err(|e| Refusal::new(ErrorKind::PluginLoad, e.0))
 }

@@ -16,3 +16,4 @@ pub mod cli;
 pub mod demo;
 pub mod time;
 pub mod audit;
+pub mod services;

@@ -3,16 +3,17 @@
 use crate::cache;
 use crate::config::Limits;
 use crate::egress::EgressPolicy;
-use crate::http_client::{HttpClient, Outbound};
+use crate::http_client::HttpClient;
 use crate::secret::Redactor;
+use crate::services::HostServices;
 use crate::wasi::{self, BoundedCapture};
 use crate::wit;
-use restricted_group_plugin::host::{HttpError, LogLevel};
+use restricted_group_plugin::host::{Host, LogLevel};
 use restricted_group_plugin::manifest::Manifest;
 use restricted_group_plugin::model::{ActionResult, ErrorKind, MembershipRequest, Settings};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
@@ -26,9 +27,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Host calls end at the deadline; the plugin then gets this long to turn their errors into a
 /// result before the epoch deadline stops it.
 const DEADLINE_GRACE: Duration = Duration::from_millis(500);
-/// Log lines kept per invocation, and characters per line.
-const MAX_LOG_LINES: usize = 1_000;
-const MAX_LOG_LINE_CHARS: usize = 2_000;
 
 /// Why the plugin could not be used at all (exit 2: nothing was sent).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,10 +93,19 @@ impl Drop for PluginRuntime {
     }
 }
 
+#[derive(Clone, Copy, Debug, Default)]
 pub struct LoadOptions<'a> {
     pub cache_dir: Option<&'a Path>,
     pub expected_sha256: Option<&'a str>,
+    /// Pre-allocate instance slots (for long-running hosts): instantiation in microseconds, at
+    /// the cost of reserving virtual memory up front for [`POOL_SLOTS`] concurrent invocations.
+    pub pooling: bool,
 }
+
+/// Concurrent invocations a pooling runtime can hold.
+pub const POOL_SLOTS: u32 = 64;
+/// The largest linear memory a pooled slot can grow to; `memory_limit_mib` still applies.
+const POOL_MEMORY_BYTES: usize = 256 * 1024 * 1024;
 
 impl PluginRuntime {
     pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
@@ -130,7 +137,7 @@ impl PluginRuntime {
                 "is a core WebAssembly module, not a component; build it for wasm32-wasip2".into(),
             ));
         }
-        let engine = new_engine().map_err(|e| LoadError(format!("cannot set up wasmtime: {e}")))?;
+        let engine = new_engine(options.pooling).map_err(|e| LoadError(format!("cannot set up wasmtime: {e}")))?;
         let component = cache::load_component(&engine, bytes, &sha256, options.cache_dir)
             .map_err(|e| LoadError(format!("is not a valid component: {}", first_line(&e.to_string()))))?;
         check_exports(&engine, &component)?;
@@ -204,11 +211,7 @@ impl PluginRuntime {
                 limit_bytes: (context.limits.memory_limit_mib as usize).saturating_mul(1024 * 1024),
                 hit: false,
             },
-            context: context.clone(),
-            redactor: Redactor::new(context.egress.secrets()),
-            deadline,
-            http_requests: 0,
-            log_lines: Arc::new(Mutex::new(0)),
+            services: HostServices::new(context, deadline),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -219,16 +222,25 @@ impl PluginRuntime {
             .pre
             .instantiate(&mut store)
             .and_then(|plugin| call(&plugin, &mut store));
-        let http_requests = store.data().http_requests;
+        let http_requests = store.data().services.http_requests();
         let result = outcome.map_err(|error| classify_failure(&error, &store, &stderr, context.limits.deadline_ms));
         (result, http_requests)
     }
 }
 
-fn new_engine() -> wasmtime::Result<Engine> {
+fn new_engine(pooling: bool) -> wasmtime::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    if pooling {
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_SLOTS)
+            .total_core_instances(POOL_SLOTS * 8)
+            .total_memories(POOL_SLOTS * 2)
+            .total_tables(POOL_SLOTS * 4)
+            .max_memory_size(POOL_MEMORY_BYTES);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
     Engine::new(&config)
 }
 
@@ -299,7 +311,7 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError
 
 /// The names a component imports, for inspection (no linking, no cache).
 pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, LoadError> {
-    let engine = new_engine().map_err(|e| LoadError(format!("cannot set up wasmtime: {e}")))?;
+    let engine = new_engine(false).map_err(|e| LoadError(format!("cannot set up wasmtime: {e}")))?;
     let component = Component::new(&engine, bytes).map_err(|e| LoadError(format!("not a component: {e}")))?;
     let names = component.component_type().imports(&engine).map(|(name, _)| name.to_string()).collect();
     Ok(names)
@@ -314,7 +326,7 @@ pub fn import_allowed(name: &str) -> bool {
 }
 
 fn classify_failure(error: &wasmtime::Error, store: &Store<StoreState>, stderr: &BoundedCapture, deadline_ms: u64) -> PluginFailure {
-    let redactor = &store.data().redactor;
+    let redactor = store.data().services.redactor();
     let trap = error.downcast_ref::<Trap>().copied();
     if store.data().limiter.hit {
         let limit = store.data().limiter.limit_bytes / (1024 * 1024);
@@ -375,16 +387,12 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// What one store holds: the empty WASI context, the limits and the host services.
+/// What one store holds: the empty WASI context, the memory limiter and the host services.
 pub struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
-    context: InvocationContext,
-    redactor: Redactor,
-    deadline: Instant,
-    http_requests: u32,
-    log_lines: Arc<Mutex<usize>>,
+    services: HostServices,
 }
 
 impl WasiView for StoreState {
@@ -396,90 +404,24 @@ impl WasiView for StoreState {
     }
 }
 
-impl StoreState {
-    fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    fn log(&self, level: LogLevel, message: &str) {
-        let mut lines = self.log_lines.lock().expect("log counter");
-        *lines += 1;
-        if *lines > MAX_LOG_LINES + 1 {
-            return;
-        }
-        let message = if *lines == MAX_LOG_LINES + 1 {
-            format!("the plugin logged more than {MAX_LOG_LINES} lines; the rest are dropped")
-        } else {
-            let text: String = message.chars().take(MAX_LOG_LINE_CHARS).collect();
-            self.redactor.redact(&text)
-        };
-        (self.context.log)(&LogRecord { level, message });
-    }
-}
-
 impl wit::HttpHost for StoreState {
     fn send(&mut self, request: wit::HttpRequest) -> Result<wit::HttpResponse, wit::HttpError> {
-        let plain = wit::request_from_wit(request);
-        let authorized = match self.context.egress.authorize(&plain.idp, &plain.url, &plain.headers) {
-            Ok(authorized) => authorized,
-            Err(why) => {
-                let why = self.redactor.redact(&why);
-                self.log(LogLevel::Warn, &format!("denied {} {}: {why}", plain.method.as_str(), plain.url));
-                return Err(wit::http_error_to_wit(HttpError::Denied(why)));
-            }
-        };
-        let timeout = self.remaining();
-        let attempt = self.context.http.send(Outbound {
-            authorized: &authorized,
-            method: plain.method,
-            headers: &plain.headers,
-            body: plain.body.as_deref(),
-            timeout,
-        });
-        if attempt.reached_network {
-            self.http_requests += 1;
-        }
-        match attempt.outcome {
-            Ok(mut response) => {
-                // A server that echoes the Authorization header must not hand the token to the plugin.
-                let token = authorized.token.expose().as_bytes();
-                if response.body.windows(token.len()).any(|window| window == token) {
-                    response.body = self.redactor.redact(&String::from_utf8_lossy(&response.body)).into_bytes();
-                }
-                for (_, value) in response.headers.iter_mut() {
-                    *value = self.redactor.redact(value);
-                }
-                Ok(wit::response_to_wit(response))
-            }
-            Err(error) => Err(wit::http_error_to_wit(redact_http_error(error, &self.redactor))),
-        }
-    }
-}
-
-fn redact_http_error(error: HttpError, redactor: &Redactor) -> HttpError {
-    match error {
-        HttpError::Denied(why) => HttpError::Denied(redactor.redact(&why)),
-        HttpError::Timeout(why) => HttpError::Timeout(redactor.redact(&why)),
-        HttpError::ConnectionFailed(why) => HttpError::ConnectionFailed(redactor.redact(&why)),
-        HttpError::TlsFailed(why) => HttpError::TlsFailed(redactor.redact(&why)),
-        HttpError::TooLarge(why) => HttpError::TooLarge(redactor.redact(&why)),
+        self.services
+            .send(wit::request_from_wit(request))
+            .map(wit::response_to_wit)
+            .map_err(wit::http_error_to_wit)
     }
 }
 
 impl wit::LogHost for StoreState {
     fn write(&mut self, level: wit::LogLevelWit, message: String) {
-        StoreState::log(self, wit::log_level_from_wit(level), &message);
+        self.services.log(wit::log_level_from_wit(level), &message);
     }
 }
 
 impl wit::WaitHost for StoreState {
     fn sleep(&mut self, duration_ms: u64) -> bool {
-        let wanted = Duration::from_millis(duration_ms);
-        if wanted > self.remaining() {
-            return false;
-        }
-        std::thread::sleep(wanted);
-        true
+        self.services.sleep(duration_ms)
     }
 }
 

@@ -229,7 +229,7 @@ pub fn real_runtime() -> std::sync::Arc<soar_host::runtime::PluginRuntime> {
 }
 
 pub fn load_runtime(path: &Path) -> Result<soar_host::runtime::PluginRuntime, String> {
-    let options = soar_host::runtime::LoadOptions { cache_dir: None, expected_sha256: None };
+    let options = soar_host::runtime::LoadOptions::default();
     soar_host::runtime::PluginRuntime::load_file(path, &options).map_err(|e| e.0)
 }
 
