@@ -17,6 +17,8 @@ export SOAR_SCIM2_SERVER="$PWD/$venv/bin/scim2-server"
 export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
 cargo build --quiet -p soar-host
 cargo test -p restricted-group-plugin -p soar-host -p soar-e2e "$@"
+# The benchmarks, each run once as a test so that they keep working (timings come from `cargo bench`).
+cargo test --quiet -p soar-host --benches
 
 # The second host: the same component in Node.js through jco (npm, locked).
 if [ ! -d tests/node-host/node_modules ] || [ tests/node-host/package-lock.json -nt tests/node-host/node_modules ]; then

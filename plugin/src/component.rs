@@ -83,7 +83,7 @@ impl wit_actions::Guest for Plugin {
     }
 
     fn describe() -> wit_actions::Manifest {
-        to_wit_manifest(manifest::manifest())
+        to_wit_manifest(manifest::manifest_document())
     }
 }
 
@@ -213,55 +213,62 @@ fn to_wit_error(error: model::ActionError) -> types::Error {
     }
 }
 
-fn to_wit_manifest(manifest: manifest::Manifest) -> wit_actions::Manifest {
+fn text(value: &serde_json::Value) -> String {
+    value.as_str().unwrap_or_default().to_string()
+}
+
+fn list(value: &serde_json::Value) -> &[serde_json::Value] {
+    value.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The manifest document (`manifest.json`) as the WIT record; schemas travel as JSON text.
+fn to_wit_manifest(document: serde_json::Value) -> wit_actions::Manifest {
+    let credential = &document["credential"];
     wit_actions::Manifest {
-        name: manifest.name,
-        version: manifest.version,
-        wit_version: manifest.wit_version,
-        description: manifest.description,
-        settings: manifest
-            .settings
-            .into_iter()
+        name: text(&document["name"]),
+        version: text(&document["version"]),
+        wit_version: text(&document["wit_version"]),
+        description: text(&document["description"]),
+        settings: list(&document["settings"])
+            .iter()
             .map(|field| wit_actions::SettingField {
-                key: field.key,
-                scope: field.scope,
-                json_schema: field.json_schema.to_string(),
-                required: field.required,
-                description: field.description,
-                example: field.example,
+                key: text(&field["key"]),
+                scope: text(&field["scope"]),
+                json_schema: field["json_schema"].to_string(),
+                required: field["required"].as_bool().unwrap_or(false),
+                description: text(&field["description"]),
+                example: text(&field["example"]),
             })
             .collect(),
         credential: wit_actions::Credential {
-            name: manifest.credential.name,
-            description: manifest.credential.description,
-            host_held: manifest.credential.host_held,
-            config_keys: manifest.credential.config_keys,
+            name: text(&credential["name"]),
+            description: text(&credential["description"]),
+            host_held: credential["host_held"].as_bool().unwrap_or(true),
+            config_keys: list(&credential["config_keys"]).iter().map(text).collect(),
         },
-        actions: manifest
-            .actions
-            .into_iter()
+        actions: list(&document["actions"])
+            .iter()
             .map(|action| wit_actions::ActionInfo {
-                name: action.name,
-                kind: match action.kind {
-                    manifest::ActionKind::Test => wit_actions::ActionKind::Test,
-                    manifest::ActionKind::Contain => wit_actions::ActionKind::Contain,
-                    manifest::ActionKind::Correct => wit_actions::ActionKind::Correct,
-                    manifest::ActionKind::Investigate => wit_actions::ActionKind::Investigate,
+                name: text(&action["name"]),
+                kind: match action["kind"].as_str() {
+                    Some("test") => wit_actions::ActionKind::Test,
+                    Some("contain") => wit_actions::ActionKind::Contain,
+                    Some("correct") => wit_actions::ActionKind::Correct,
+                    _ => wit_actions::ActionKind::Investigate,
                 },
-                description: action.description,
-                changes_state: action.changes_state,
-                parameters: action
-                    .parameters
-                    .into_iter()
+                description: text(&action["description"]),
+                changes_state: action["changes_state"].as_bool().unwrap_or(true),
+                parameters: list(&action["parameters"])
+                    .iter()
                     .map(|parameter| wit_actions::Parameter {
-                        name: parameter.name,
-                        description: parameter.description,
-                        required: parameter.required,
-                        json_schema: parameter.json_schema.to_string(),
+                        name: text(&parameter["name"]),
+                        description: text(&parameter["description"]),
+                        required: parameter["required"].as_bool().unwrap_or(false),
+                        json_schema: parameter["json_schema"].to_string(),
                     })
                     .collect(),
-                output_schema: action.output_schema.to_string(),
-                undo: action.undo,
+                output_schema: action["output_schema"].to_string(),
+                undo: action["undo"].as_str().map(str::to_string),
             })
             .collect(),
     }

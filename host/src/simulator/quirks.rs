@@ -69,5 +69,6 @@ named! {
         MalformedJson = "malformed-json": "JSON bodies are malformed",
         WrongContentType = "wrong-content-type": "answers carry Content-Type text/html",
         TruncatedBody = "truncated-body": "bodies are shorter than their Content-Length, then the connection closes",
+        Slow = "slow": "every answer is delayed 200 ms (a distant tenant)",
     }
 }

@@ -199,6 +199,9 @@ impl Shared {
         if self.has_fault(Fault::Stall) {
             return Some(Reply::Stall(Duration::from_secs(30)));
         }
+        if self.has_fault(Fault::Slow) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
         if self.has_fault(Fault::DropConnection) && attempt == 1 {
             let partial = HttpResponse {
                 status: 200,
