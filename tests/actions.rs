@@ -274,3 +274,16 @@ fn the_component_and_the_native_core_agree() {
     assert_eq!(wasm.result.unwrap(), native);
     assert_eq!(wasm.http_requests, native_requests);
 }
+
+#[test]
+fn one_host_reuses_its_connections_across_invocations() {
+    let sim = simulator(TOKEN, &[ALICE], &[]);
+    let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
+    let (host, _) = action_host(real_runtime(), &config);
+    for _ in 0..10 {
+        let report = host.run(&soar_host::action::ActionRequest::new(soar_host::action::ActionName::TestConnection));
+        assert_eq!(report.exit_code, 0);
+    }
+    assert_eq!(sim.requests().len(), 10);
+    assert_eq!(sim.connections(), 1, "keep-alive: one connection for ten invocations");
+}

@@ -188,6 +188,31 @@ fn help_and_version_work_without_a_config() {
 }
 
 #[test]
+fn every_command_has_help_with_a_working_example() {
+    for command in ["test-connection", "add-to-group", "remove-from-group", "check-membership", "describe", "simulator", "demo"] {
+        let run = soar_host(&[command, "--help"], None);
+        assert_eq!(run.code, 0, "{command}: {run:?}");
+        assert!(run.stdout.contains(&format!("usage: soar-host [GLOBAL OPTIONS] {command}")), "{}", run.stdout);
+        assert!(run.stdout.contains("example:\n  ") && run.stdout.contains("soar-host"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn table_output_is_one_line_per_provider_and_user() {
+    let (sim, dir, _) = setup();
+    let config = dir.join("config.json");
+    let run = run_with(&config, &["--output", "table", "add-to-group", "--user", ALICE, "--user", "ghost@corp.example"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("add-to-group partial"), "{lines:?}");
+    assert!(lines[1].starts_with("PROVIDER") && lines[1].contains("OUTCOME"), "{lines:?}");
+    assert!(lines[2].starts_with("zpa") && lines[2].contains(ALICE) && lines[2].contains("added"), "{lines:?}");
+    assert!(lines[3].contains("ghost@corp.example") && lines[3].contains("error") && lines[3].contains("user-not-found"), "{lines:?}");
+    assert!(!run.stdout.contains('\u{1b}'), "no colours when stdout is not a terminal");
+    assert_eq!(member_names(&sim), [ALICE]);
+}
+
+#[test]
 fn describe_prints_the_manifest() {
     let run = soar_host(&["--plugin", &plugin_path().display().to_string(), "describe"], None);
     assert_eq!(run.code, 0, "{run:?}");

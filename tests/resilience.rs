@@ -105,6 +105,22 @@ fn broken_answers_are_protocol_or_transport_errors_and_change_nothing() {
     }
 }
 
+#[test]
+fn a_conflict_on_add_rereads_membership_and_on_remove_waits_for_the_lock() {
+    let (sim, config) = faulty(Fault::ConflictOnce);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    let patches = sim.requests().iter().filter(|r| r.method == "PATCH").count();
+    assert_eq!(patches, 2, "refused once, sent again after reading membership: {:?}", request_lines(&sim));
+    assert_eq!(member_names(&sim), [ALICE]);
+
+    sim.clear_requests();
+    let run = run_with(&config, &["remove-from-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("removed")), "{run:?}");
+    assert!(run.stderr.contains("HTTP 409; retrying in 1000 ms"), "{}", run.stderr);
+    assert!(member_names(&sim).is_empty());
+}
+
 fn concurrent_host(sim: &Simulator) -> Arc<ActionHost> {
     let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", sim, GROUP)]});
     Arc::new(action_host(real_runtime(), &config).0)

@@ -149,6 +149,23 @@ fn the_plugin_sees_no_environment_arguments_or_input() {
 }
 
 #[test]
+fn bodies_over_the_cap_are_refused_both_ways() {
+    let sim = simulator(TOKEN, &[], &[]);
+    let hostile = Arc::new(load(&hostile_path("plain")).unwrap());
+    let command = format!("send-big p {}/Users 5000", sim.base_url());
+    let (host, _) = host_for(hostile, &[("p", &sim, &command)], json!({"max_response_bytes": 1000}));
+    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    assert!(first_error(&report.document).1.starts_with("error: TooLarge"), "{}", report.document);
+    assert!(sim.requests().is_empty(), "an oversized request body is never sent");
+
+    let (host, _) = host_for(real_runtime(), &[("p", &sim, GROUP)], json!({"max_response_bytes": 100}));
+    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    let error = &report.document["providers"][0]["error"];
+    assert_eq!(error["kind"], "too-large", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("max_response_bytes"), "{error}");
+}
+
+#[test]
 fn a_log_flood_is_capped() {
     let sim = simulator(TOKEN, &[], &[]);
     let hostile = Arc::new(load(&hostile_path("plain")).unwrap());

@@ -248,3 +248,33 @@ fn a_group_given_by_id_is_used_directly() {
     assert_eq!(run.json()["providers"][0]["error"]["kind"], "group-not-found");
     assert!(requests(&run) <= 2);
 }
+
+#[test]
+fn a_redirect_is_reported_and_never_followed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let mut stream = stream;
+            let _ = stream.write_all(b"HTTP/1.1 302 Found\r\nLocation: https://login.corp.example/sso\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let provider = json!({"name": "moved", "base_url": format!("http://127.0.0.1:{port}/scim/v2"),
+                          "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
+    let config = write_json(&scratch_dir(), "config.json", &json!({"allow_http": true, "identity_providers": [provider]}));
+    let run = run_with(&config, &["test-connection"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = &run.json()["providers"][0]["error"];
+    assert_eq!((error["kind"].clone(), error["status"].clone()), (json!("redirect"), json!(302)));
+    assert!(error["message"].as_str().unwrap().contains("https://login.corp.example/sso"), "{error}");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "one request, no redirect followed");
+}

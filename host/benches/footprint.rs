@@ -60,6 +60,15 @@ fn main() {
     println!("peak resident size of a soar-host single-user action: {} KiB", children_peak_kib());
     let _ = std::fs::remove_dir_all(&dir);
 
+    // The plugin's own linear memory at its largest during one add and one remove.
+    {
+        let runtime = runtime(false);
+        let context = context(&sim);
+        let calls = add_and_remove(&sim, "user1@corp.example");
+        let peaks: Vec<usize> = calls.iter().map(|call| runtime.invoke(call, &context).peak_memory_bytes).collect();
+        println!("plugin linear memory at its largest: add {} KiB, remove {} KiB", peaks[0] / 1024, peaks[1] / 1024);
+    }
+
     // Memory added per concurrent invocation: 32 invocations in flight at once (each waiting on
     // a slow server), resident size sampled while they wait, against the same process idle.
     let slow = simulator(32);
@@ -82,9 +91,11 @@ fn main() {
                 resident_kib()
             });
             per_invocation.push(busy.saturating_sub(idle) / 32);
+            slow.set_fault(Fault::Slow, false);
             for call in &calls {
                 runtime.invoke(&call[1], &context);
             }
+            slow.set_fault(Fault::Slow, true);
         }
         let allocator = if pooling { "pooling" } else { "default" };
         println!("memory added per concurrent invocation ({allocator} allocator): {} KiB (median of 5)", median(per_invocation));

@@ -43,15 +43,17 @@ fn add_remove(c: &mut Criterion) {
     let sim = simulator(4);
     let context = context(&sim);
     let calls = add_and_remove(&sim, "user0@corp.example");
-    let runtime = runtime(false);
     let mut group = c.benchmark_group("add-remove");
-    group.bench_function("wasm", |b| {
-        b.iter(|| {
-            for call in &calls {
-                assert!(runtime.invoke(call, &context).result.is_ok());
-            }
-        })
-    });
+    for (name, pooling) in [("wasm", false), ("wasm-pooling", true)] {
+        let runtime = runtime(pooling);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for call in &calls {
+                    assert!(runtime.invoke(call, &context).result.is_ok());
+                }
+            })
+        });
+    }
     group.bench_function("native", |b| {
         b.iter(|| {
             for call in &calls {
@@ -59,6 +61,20 @@ fn add_remove(c: &mut Criterion) {
             }
         })
     });
+    group.finish();
+}
+
+/// 3b. One request (test-connection): the fixed cost of a sandboxed invocation next to one round trip.
+fn one_request(c: &mut Criterion) {
+    let sim = simulator(1);
+    let context = context(&sim);
+    let call = soar_host::runtime::Call::TestConnection(settings(&sim));
+    let mut group = c.benchmark_group("test-connection");
+    for (name, pooling) in [("wasm", false), ("wasm-pooling", true)] {
+        let runtime = runtime(pooling);
+        group.bench_function(name, |b| b.iter(|| assert!(runtime.invoke(&call, &context).result.is_ok())));
+    }
+    group.bench_function("native", |b| b.iter(|| invoke_native(&call, &context)));
     group.finish();
 }
 
@@ -133,5 +149,5 @@ fn process_per_action(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, load, instantiate, add_remove, throughput, process_per_action);
+criterion_group!(benches, load, instantiate, add_remove, one_request, throughput, process_per_action);
 criterion_main!(benches);

@@ -23,11 +23,7 @@ pub fn run(runtime: PluginRuntime, correlation_id: Option<String>, log: LogSink)
             json!({"userName": DEMO_USER, "active": true, "name": {"givenName": "Dana", "familyName": "Scully"}}),
             json!({"userName": "fox.mulder@corp.example", "active": true}),
         ],
-        groups: vec![SeedGroup {
-            id: None,
-            display_name: DEMO_GROUP.into(),
-            members: Vec::new(),
-        }],
+        groups: vec![SeedGroup::new(DEMO_GROUP)],
     };
     let simulator = Simulator::start(options)?;
     let config_value = json!({

@@ -238,8 +238,18 @@ struct PolicyResolver {
 
 impl Resolver for PolicyResolver {
     fn resolve(&self, uri: &ureq::http::Uri, config: &ureq::config::Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let resolved = DefaultResolver::default().resolve(uri, config, timeout)?;
         let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        // An address needs no lookup (and no lookup thread, which the client spawns per request).
+        let literal = host.parse::<IpAddr>().ok().map(|ip| {
+            let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+            let mut one = self.empty();
+            one.push(SocketAddr::new(ip, uri.port_u16().unwrap_or(default_port)));
+            one
+        });
+        let resolved = match literal {
+            Some(address) => address,
+            None => DefaultResolver::default().resolve(uri, config, timeout)?,
+        };
         let rules: Vec<&OriginRules> = self
             .origins
             .iter()

@@ -77,6 +77,8 @@ pub enum Call {
 pub struct Invocation {
     pub result: Result<ActionResult, PluginFailure>,
     pub http_requests: u32,
+    /// The largest the plugin's linear memory grew to.
+    pub peak_memory_bytes: usize,
 }
 
 /// A compiled plugin, ready to instantiate; cheap to share between threads.
@@ -106,6 +108,7 @@ pub struct LoadOptions<'a> {
 pub const POOL_SLOTS: u32 = 64;
 /// The largest linear memory a pooled slot can grow to; `memory_limit_mib` still applies.
 const POOL_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+const POOL_KEEP_RESIDENT_BYTES: usize = 4 * 1024 * 1024;
 
 impl PluginRuntime {
     pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
@@ -172,7 +175,7 @@ impl PluginRuntime {
             limits: Limits::default(),
             log,
         };
-        let (result, _) = self.run(&context, |plugin, store| {
+        let (result, _, _) = self.run(&context, |plugin, store| {
             plugin.soar_restricted_group_actions().call_describe(store)
         });
         result.map(wit::manifest_from_wit)
@@ -180,7 +183,7 @@ impl PluginRuntime {
 
     /// Runs one action in a fresh store.
     pub fn invoke(&self, call: &Call, context: &InvocationContext) -> Invocation {
-        let (result, http_requests) = self.run(context, |plugin, store| {
+        let (result, http_requests, peak_memory_bytes) = self.run(context, |plugin, store| {
             let actions = plugin.soar_restricted_group_actions();
             match call {
                 Call::TestConnection(settings) => actions.call_test_connection(store, &wit::settings_to_wit(settings)),
@@ -193,6 +196,7 @@ impl PluginRuntime {
         Invocation {
             result: result.map(|result| wit::result_from_wit(result, &redactor)),
             http_requests,
+            peak_memory_bytes,
         }
     }
 
@@ -200,7 +204,7 @@ impl PluginRuntime {
         &self,
         context: &InvocationContext,
         call: impl FnOnce(&wit::Plugin, &mut Store<StoreState>) -> wasmtime::Result<R>,
-    ) -> (Result<R, PluginFailure>, u32) {
+    ) -> (Result<R, PluginFailure>, u32, usize) {
         let stdout = BoundedCapture::default();
         let stderr = BoundedCapture::default();
         let deadline = Instant::now() + Duration::from_millis(context.limits.deadline_ms);
@@ -210,6 +214,7 @@ impl PluginRuntime {
             limiter: MemoryLimiter {
                 limit_bytes: (context.limits.memory_limit_mib as usize).saturating_mul(1024 * 1024),
                 hit: false,
+                peak_bytes: 0,
             },
             services: HostServices::new(context, deadline),
         };
@@ -223,8 +228,9 @@ impl PluginRuntime {
             .instantiate(&mut store)
             .and_then(|plugin| call(&plugin, &mut store));
         let http_requests = store.data().services.http_requests();
+        let peak_memory_bytes = store.data().limiter.peak_bytes;
         let result = outcome.map_err(|error| classify_failure(&error, &store, &stderr, context.limits.deadline_ms));
-        (result, http_requests)
+        (result, http_requests, peak_memory_bytes)
     }
 }
 
@@ -238,7 +244,10 @@ fn new_engine(pooling: bool) -> wasmtime::Result<Engine> {
             .total_core_instances(POOL_SLOTS * 8)
             .total_memories(POOL_SLOTS * 2)
             .total_tables(POOL_SLOTS * 4)
-            .max_memory_size(POOL_MEMORY_BYTES);
+            .max_memory_size(POOL_MEMORY_BYTES)
+            // Reused slots keep their first pages mapped: no page faults on the next invocation.
+            .linear_memory_keep_resident(POOL_KEEP_RESIDENT_BYTES)
+            .table_keep_resident(POOL_KEEP_RESIDENT_BYTES);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&config)
@@ -371,6 +380,7 @@ fn first_line(text: &str) -> String {
 struct MemoryLimiter {
     limit_bytes: usize,
     hit: bool,
+    peak_bytes: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -379,6 +389,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.hit = true;
             return Ok(false);
         }
+        self.peak_bytes = self.peak_bytes.max(desired);
         Ok(true)
     }
 

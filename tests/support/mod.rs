@@ -139,11 +139,7 @@ pub fn simulator(token: &str, users: &[&str], members: &[&str]) -> Simulator {
 }
 
 pub fn seed_group(display_name: &str) -> SeedGroup {
-    SeedGroup {
-        id: None,
-        display_name: display_name.into(),
-        members: Vec::new(),
-    }
+    SeedGroup::new(display_name)
 }
 
 /// The SCIM id the simulator gave a user.

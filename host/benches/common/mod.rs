@@ -34,7 +34,7 @@ pub fn simulator(users: usize) -> Simulator {
     options.seed = Seed {
         idp_id: None,
         users: (0..users).map(|n| json!({"userName": format!("user{n}@corp.example")})).collect(),
-        groups: vec![SeedGroup { id: None, display_name: GROUP.into(), members: Vec::new() }],
+        groups: vec![SeedGroup::new(GROUP)],
     };
     Simulator::start(options).expect("simulator")
 }

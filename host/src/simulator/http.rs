@@ -75,6 +75,8 @@ pub struct Server {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
+    /// Connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// TLS for the server, when it serves https.
@@ -85,12 +87,15 @@ impl Server {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = stop.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = connections.clone();
         let accept = std::thread::Builder::new().name("simulator-accept".into()).spawn(move || {
             for stream in listener.incoming() {
                 if stop_flag.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                counter.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
@@ -110,6 +115,7 @@ impl Server {
             addr,
             stop,
             accept: Some(accept),
+            connections,
         })
     }
 }

@@ -32,15 +32,44 @@ pub struct Seed {
     pub groups: Vec<SeedGroup>,
 }
 
+/// A seeded group: `members` lists user ids (or `{"value": id}` objects); other attributes are
+/// kept as given.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SeedGroup {
     #[serde(default)]
     pub id: Option<String>,
     #[serde(rename = "displayName")]
     pub display_name: String,
     #[serde(default)]
-    pub members: Vec<String>,
+    pub members: Vec<SeedMember>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+impl SeedGroup {
+    pub fn new(display_name: &str) -> Self {
+        SeedGroup {
+            id: None,
+            display_name: display_name.into(),
+            members: Vec::new(),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SeedMember {
+    Id(String),
+    Object { value: String },
+}
+
+impl SeedMember {
+    pub fn id(&self) -> &str {
+        match self {
+            SeedMember::Id(id) | SeedMember::Object { value: id } => id,
+        }
+    }
 }
 
 impl Seed {
@@ -178,8 +207,10 @@ impl Simulator {
                 directory.insert(Kind::User, user);
             }
             for group in simulator_seed.groups {
-                let members: Vec<Value> = group.members.iter().map(|id| json!({"value": id})).collect();
-                let mut resource = json!({"displayName": group.display_name, "members": members});
+                let members: Vec<Value> = group.members.iter().map(|m| json!({"value": m.id()})).collect();
+                let mut resource = Value::Object(group.extra);
+                resource["displayName"] = json!(group.display_name);
+                resource["members"] = json!(members);
                 if let Some(id) = group.id {
                     resource["id"] = json!(id);
                 }
@@ -205,22 +236,17 @@ impl Simulator {
         &self.shared.token
     }
 
+    /// TCP connections accepted so far (keep-alive reuses one for many requests).
+    pub fn connections(&self) -> usize {
+        self.server.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn set_quirk(&self, quirk: Quirk, on: bool) {
-        let mut quirks = self.shared.quirks.lock().expect("quirks lock");
-        if on {
-            quirks.insert(quirk);
-        } else {
-            quirks.remove(&quirk);
-        }
+        switch(&self.shared.quirks, quirk, on);
     }
 
     pub fn set_fault(&self, fault: Fault, on: bool) {
-        let mut faults = self.shared.faults.lock().expect("faults lock");
-        if on {
-            faults.insert(fault);
-        } else {
-            faults.remove(&fault);
-        }
+        switch(&self.shared.faults, fault, on);
     }
 
     /// Adds a user; returns its id.
@@ -281,6 +307,15 @@ impl Simulator {
     pub fn clear_requests(&self) {
         self.shared.requests.lock().expect("requests lock").clear();
         self.shared.attempts.lock().expect("attempts lock").clear();
+    }
+}
+
+fn switch<T: Ord>(set: &Mutex<BTreeSet<T>>, item: T, on: bool) {
+    let mut set = set.lock().expect("switches lock");
+    if on {
+        set.insert(item);
+    } else {
+        set.remove(&item);
     }
 }
 

@@ -70,5 +70,6 @@ named! {
         WrongContentType = "wrong-content-type": "answers carry Content-Type text/html",
         TruncatedBody = "truncated-body": "bodies are shorter than their Content-Length, then the connection closes",
         Slow = "slow": "every answer is delayed 200 ms (a distant tenant)",
+        ConflictOnce = "conflict-once": "the first PATCH answers 409 and changes nothing",
     }
 }

@@ -202,6 +202,9 @@ impl Shared {
         if self.has_fault(Fault::Slow) {
             std::thread::sleep(Duration::from_millis(200));
         }
+        if self.has_fault(Fault::ConflictOnce) && request.method == "PATCH" && self.count_request("first PATCH") == 1 {
+            return Some(self.render(self.error(request, 409, Some("uniqueness"), "a concurrent change holds the group")));
+        }
         if self.has_fault(Fault::DropConnection) && attempt == 1 {
             let partial = HttpResponse {
                 status: 200,
