@@ -82,6 +82,8 @@ fn one_request(c: &mut Criterion) {
 fn throughput(c: &mut Criterion) {
     let sim = simulator(4);
     let runtime = runtime(true);
+    // One host: one runtime and one HTTP client (keep-alive connections) shared by the threads.
+    let context = context(&sim);
     let mut group = c.benchmark_group("throughput");
     group.throughput(Throughput::Elements(2));
     for threads in [1usize, 2] {
@@ -90,13 +92,12 @@ fn throughput(c: &mut Criterion) {
                 let started = Instant::now();
                 std::thread::scope(|scope| {
                     for thread in 0..threads {
-                        let (runtime, sim) = (&runtime, &sim);
+                        let (runtime, sim, context) = (&runtime, &sim, &context);
                         scope.spawn(move || {
-                            let context = context(sim);
                             let calls = add_and_remove(sim, &format!("user{thread}@corp.example"));
                             for _ in 0..iterations.div_ceil(threads as u64) {
                                 for call in &calls {
-                                    runtime.invoke(call, &context);
+                                    runtime.invoke(call, context);
                                 }
                             }
                         });
