@@ -155,7 +155,7 @@ fn bodies_over_the_cap_are_refused_both_ways() {
     let command = format!("send-big p {}/Users 5000", sim.base_url());
     let (host, _) = host_for(hostile, &[("p", &sim, &command)], json!({"max_response_bytes": 1000}));
     let report = host.run(&ActionRequest::new(ActionName::TestConnection));
-    assert!(first_error(&report.document).1.starts_with("error: TooLarge"), "{}", report.document);
+    assert!(first_error(&report.document).1.starts_with("error: HttpError::TooLarge"), "{}", report.document);
     assert!(sim.requests().is_empty(), "an oversized request body is never sent");
 
     let (host, _) = host_for(real_runtime(), &[("p", &sim, GROUP)], json!({"max_response_bytes": 100}));
