@@ -58,6 +58,15 @@ fn retry_after_in_seconds_and_as_a_date_is_honoured() {
 }
 
 #[test]
+fn retry_after_is_capped_by_the_config() {
+    let (sim, _) = faulty(Fault::RateLimitSeconds);
+    let config = write_config(&scratch_dir(), &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({"retry_after_cap_ms": 100}));
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert!(run.stderr.contains("retrying in 100 ms"), "{}", run.stderr);
+}
+
+#[test]
 fn throttling_with_no_retries_or_no_time_left_reports_when_to_come_back() {
     let (sim, config) = faulty(Fault::RateLimitSeconds);
     let run = run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "0"]);

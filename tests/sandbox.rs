@@ -82,6 +82,7 @@ fn requests_outside_the_named_providers_base_url_are_denied_and_never_sent() {
     }
     assert!(home.requests().is_empty(), "{:?}", request_lines(&home));
     assert!(elsewhere.requests().is_empty(), "{:?}", request_lines(&elsewhere));
+    assert_eq!((home.connections(), elsewhere.connections()), (0, 0), "not even a connection");
 
     // Under the base URL the request goes out, with the provider's token.
     let (host, _) = host_for(runtime.clone(), &[("p", &home, &format!("send p GET {base}/Users"))], json!({}));

@@ -278,3 +278,18 @@ fn a_redirect_is_reported_and_never_followed() {
     assert!(error["message"].as_str().unwrap().contains("https://login.corp.example/sso"), "{error}");
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "one request, no redirect followed");
 }
+
+#[test]
+fn paging_is_bounded_by_the_lookup_limit() {
+    let (sim, config) = quirky(&[Quirk::FilterIgnored, Quirk::LoweredCount], &[]);
+    for n in 0..210 {
+        sim.add_user(&format!("late{n:03}@corp.example"));
+    }
+    sim.clear_requests();
+    let run = run_with(&config, &["add-to-group", "--user", "late209@corp.example"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.user_error_kind(0, 0), "lookup-limit");
+    let pages = sim.requests().iter().filter(|r| r.path.ends_with("/Users") && r.param("filter").is_none()).count();
+    assert_eq!(pages, 100, "at most 100 pages: {:?}", request_lines(&sim).len());
+    assert!(member_names(&sim).is_empty());
+}
