@@ -340,15 +340,6 @@ fn run_action(globals: &Globals, action: ActionName, words: &mut Words, stderr: 
         Ok(config) => config,
         Err(why) => return refusal_report(action_name, &Refusal::new(ErrorKind::InvalidConfig, why)),
     };
-    // Users and provider selection are checked before the plugin is even loaded.
-    if let Err(refusal) = config.select(request.idp.as_deref()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why)) {
-        return refusal_report(action_name, &refusal);
-    }
-    if action.takes_users() {
-        if let Err(refusal) = crate::action::parse_users(&request.users, config.max_users_per_action) {
-            return refusal_report(action_name, &refusal);
-        }
-    }
     let runtime = match load_plugin(globals, Some(&config)) {
         Ok(runtime) => runtime,
         Err(refusal) => return refusal_report(action_name, &refusal),

@@ -3,7 +3,7 @@
 //! that provider's token. Anything else is denied before a byte is sent.
 
 use crate::config::ProviderConfig;
-use crate::secret::Secret;
+use crate::secret::{Redactor, Secret};
 use crate::url::{self, HttpUrl};
 
 /// Headers the plugin may not set: the host owns authentication, framing and the connection.
@@ -27,8 +27,8 @@ pub struct Endpoint {
 #[derive(Clone, Debug, Default)]
 pub struct EgressPolicy {
     endpoints: Vec<Endpoint>,
-    /// Other secrets to keep out of every output (proxy credentials).
-    other_secrets: Vec<Secret>,
+    /// Scrubs every secret the policy knows (tokens, proxy credentials) from text.
+    redactor: Redactor,
 }
 
 /// A request the policy let through, with the token it may carry.
@@ -40,14 +40,14 @@ pub struct Authorized {
 
 impl EgressPolicy {
     pub fn new(endpoints: Vec<Endpoint>) -> Self {
-        EgressPolicy {
-            endpoints,
-            other_secrets: Vec::new(),
-        }
+        let redactor = Redactor::new(endpoints.iter().map(|e| e.token.clone()));
+        EgressPolicy { endpoints, redactor }
     }
 
+    /// Also keeps these secrets (proxy credentials) out of every output.
     pub fn with_other_secrets(mut self, secrets: impl IntoIterator<Item = Secret>) -> Self {
-        self.other_secrets.extend(secrets);
+        let all: Vec<Secret> = self.endpoints.iter().map(|e| e.token.clone()).chain(secrets).collect();
+        self.redactor = Redactor::new(all);
         self
     }
 
@@ -64,9 +64,9 @@ impl EgressPolicy {
         )
     }
 
-    /// Every secret the policy knows: the tokens and the proxy credentials.
-    pub fn secrets(&self) -> impl Iterator<Item = Secret> + '_ {
-        self.endpoints.iter().map(|e| e.token.clone()).chain(self.other_secrets.iter().cloned())
+    /// Scrubs the tokens and proxy credentials from text.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Checks one request; the error says why it was denied (never with a token in it).

@@ -4,7 +4,6 @@ use crate::cache;
 use crate::config::Limits;
 use crate::egress::EgressPolicy;
 use crate::http_client::HttpClient;
-use crate::secret::Redactor;
 use crate::services::HostServices;
 use crate::wasi::{self, BoundedCapture};
 use crate::wit;
@@ -192,9 +191,8 @@ impl PluginRuntime {
                 Call::CheckMembership(request) => actions.call_check_membership(store, &wit::request_to_wit(request)),
             }
         });
-        let redactor = Redactor::new(context.egress.secrets());
         Invocation {
-            result: result.map(|result| wit::result_from_wit(result, &redactor)),
+            result: result.map(|result| wit::result_from_wit(result, context.egress.redactor())),
             http_requests,
             peak_memory_bytes,
         }

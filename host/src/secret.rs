@@ -37,6 +37,7 @@ impl Redactor {
         let mut secrets: Vec<Secret> = secrets.into_iter().filter(|s| !s.expose().is_empty()).collect();
         // Longest first, so a secret that contains another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
+        secrets.dedup();
         Redactor { secrets }
     }
 

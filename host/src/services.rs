@@ -16,7 +16,6 @@ pub const MAX_LOG_LINE_CHARS: usize = 2_000;
 
 pub struct HostServices {
     context: InvocationContext,
-    redactor: Redactor,
     deadline: Instant,
     http_requests: u32,
     log_lines: usize,
@@ -26,7 +25,6 @@ impl HostServices {
     pub fn new(context: &InvocationContext, deadline: Instant) -> Self {
         HostServices {
             context: context.clone(),
-            redactor: Redactor::new(context.egress.secrets()),
             deadline,
             http_requests: 0,
             log_lines: 0,
@@ -39,7 +37,7 @@ impl HostServices {
     }
 
     pub fn redactor(&self) -> &Redactor {
-        &self.redactor
+        self.context.egress.redactor()
     }
 
     fn remaining(&self) -> Duration {
@@ -52,7 +50,7 @@ impl Host for HostServices {
         let authorized = match self.context.egress.authorize(&request.idp, &request.url, &request.headers) {
             Ok(authorized) => authorized,
             Err(why) => {
-                let why = self.redactor.redact(&why);
+                let why = self.redactor().redact(&why);
                 self.log(LogLevel::Warn, &format!("denied {} {}: {why}", request.method.as_str(), request.url));
                 return Err(HttpError::Denied(why));
             }
@@ -72,14 +70,14 @@ impl Host for HostServices {
                 // A server that echoes the Authorization header must not hand the token to the plugin.
                 let token = authorized.token.expose().as_bytes();
                 if response.body.windows(token.len()).any(|window| window == token) {
-                    response.body = self.redactor.redact(&String::from_utf8_lossy(&response.body)).into_bytes();
+                    response.body = self.redactor().redact(&String::from_utf8_lossy(&response.body)).into_bytes();
                 }
                 for (_, value) in response.headers.iter_mut() {
-                    *value = self.redactor.redact(value);
+                    *value = self.redactor().redact(value);
                 }
                 Ok(response)
             }
-            Err(error) => Err(redact_http_error(error, &self.redactor)),
+            Err(error) => Err(redact_http_error(error, self.redactor())),
         }
     }
 
@@ -102,7 +100,7 @@ impl Host for HostServices {
             format!("the plugin logged more than {MAX_LOG_LINES} lines; the rest are dropped")
         } else {
             let text: String = message.chars().take(MAX_LOG_LINE_CHARS).collect();
-            self.redactor.redact(&text)
+            self.redactor().redact(&text)
         };
         (self.context.log)(&LogRecord { level, message });
     }
