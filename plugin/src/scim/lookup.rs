@@ -109,6 +109,7 @@ impl<H: Host> ScimClient<'_, H> {
     ) -> Result<bool, ActionError> {
         let count = self.provider.profile.page_size().to_string();
         let mut start_index: u64 = 1;
+        let mut previous_first: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let start = start_index.to_string();
             let mut paged = params.to_vec();
@@ -117,14 +118,20 @@ impl<H: Host> ScimClient<'_, H> {
                 ListAnswer::Page(page) => page,
                 ListAnswer::FilterRejected => return Ok(false),
             };
+            let first = page.resources.first().and_then(|r| string_attr(r, "id"));
+            if first.is_some() && first == previous_first {
+                return Err(self.protocol_error(doing, "the server answers the same page whatever startIndex asks for"));
+            }
             if !visit(&page.resources) {
                 return Ok(true);
             }
             start_index += page.resources.len() as u64;
             let seen = start_index - 1;
-            if page.resources.is_empty() || page.total_results.is_none_or(|total| seen >= total) {
+            // Short pages are not the end (servers may lower `count`): `totalResults` is, or an empty page.
+            if page.resources.is_empty() || page.total_results.is_some_and(|total| seen >= total) {
                 return Ok(true);
             }
+            previous_first = first;
         }
         Err(ActionError::new(
             ErrorKind::LookupLimit,
@@ -554,5 +561,78 @@ impl Attribute {
             Attribute::UserName => value.to_string(),
             Attribute::ExternalId => format!("external:{value}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{HttpError, Request, Response};
+    use crate::model::{Profile, Provider};
+    use serde_json::json;
+
+    /// A server scripted below the HTTP trait: each request gets the next answer.
+    struct Scripted {
+        answers: Vec<Value>,
+        seen: Vec<Request>,
+    }
+
+    impl Host for Scripted {
+        fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+            self.seen.push(request);
+            let body = self.answers.remove(0);
+            Ok(Response { status: 200, headers: Vec::new(), body: body.to_string().into_bytes() })
+        }
+        fn sleep(&mut self, _ms: u64) -> bool {
+            true
+        }
+        fn log(&mut self, _level: LogLevel, _message: &str) {}
+    }
+
+    fn provider() -> Provider {
+        Provider {
+            name: "p".into(),
+            base_url: "https://scim.example/v2".into(),
+            restricted_group: Some("G".into()),
+            restricted_group_id: None,
+            profile: Profile::Generic,
+            max_retries: 0,
+        }
+    }
+
+    fn page(ids: &[&str], total: Option<u64>) -> Value {
+        let resources: Vec<Value> = ids.iter().map(|id| json!({"id": id, "userName": format!("{id}@corp.example")})).collect();
+        match total {
+            Some(total) => json!({"totalResults": total, "Resources": resources}),
+            None => json!({"Resources": resources}),
+        }
+    }
+
+    #[test]
+    fn without_total_results_pages_are_read_until_an_empty_one() {
+        let mut server = Scripted { answers: vec![page(&["a"], None), page(&["b"], None), page(&[], None)], seen: Vec::new() };
+        let provider = provider();
+        let mut scim = ScimClient::new(&mut server, &provider, 0);
+        let mut ids = Vec::new();
+        scim.scan("Users", None, "reading", |r| {
+            ids.push(string_attr(r, "id").unwrap());
+            false
+        })
+        .unwrap();
+        assert_eq!(ids, ["a", "b"]);
+        let starts: Vec<&str> = server.seen.iter().map(|r| r.url.split("startIndex=").nth(1).unwrap().split('&').next().unwrap()).collect();
+        assert_eq!(starts, ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn a_server_that_ignores_start_index_is_caught_not_looped() {
+        let answers = vec![page(&["a", "b"], Some(10)); 5];
+        let mut server = Scripted { answers, seen: Vec::new() };
+        let provider = provider();
+        let mut scim = ScimClient::new(&mut server, &provider, 0);
+        let error = scim.scan("Users", None, "reading every user", |_| false).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Protocol);
+        assert!(error.message.contains("same page"), "{}", error.message);
+        assert_eq!(server.seen.len(), 2);
     }
 }
