@@ -335,18 +335,11 @@ fn failure_report(
             users: users.clone(),
         })
         .collect();
-    let document = json!({
-        "schema_version": SCHEMA_VERSION,
-        "action": request.action.as_str(),
-        "status": Status::Failed,
-        "dry_run": dry_run,
-        "correlation_id": request.correlation_id,
-        "http_requests": http_requests,
-        "providers": providers,
-        "error": error,
-    });
-    Report {
-        document,
-        exit_code: 1,
-    }
+    let result = ActionResult {
+        status: Status::Failed,
+        providers,
+    };
+    let mut report = result_report(request, dry_run, http_requests, &result);
+    report.document["error"] = json!(error);
+    report
 }

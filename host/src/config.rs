@@ -134,10 +134,7 @@ impl Config {
     pub fn from_value(value: &Value, folder: &Path, env: &dyn Environment) -> Result<Config, String> {
         let top = value.as_object().ok_or("the config must be a JSON object")?;
         check_keys(top, TOP_KEYS, "")?;
-        let max_retries = optional_u64(top, "max_retries", "")?
-            .map(|n| u32::try_from(n).map_err(|_| "max_retries is too large".to_string()))
-            .transpose()?
-            .unwrap_or(DEFAULT_MAX_RETRIES);
+        let max_retries = optional_u32(top, "max_retries", "")?.unwrap_or(DEFAULT_MAX_RETRIES);
         let allow_http = optional_bool(top, "allow_http", "")?.unwrap_or(false);
         let list = match top.get("identity_providers") {
             Some(Value::Array(list)) if !list.is_empty() => list,
@@ -253,6 +250,12 @@ fn optional_u64(object: &Map<String, Value>, key: &str, at: &str) -> Result<Opti
     }
 }
 
+fn optional_u32(object: &Map<String, Value>, key: &str, at: &str) -> Result<Option<u32>, String> {
+    optional_u64(object, key, at)?
+        .map(|n| u32::try_from(n).map_err(|_| format!("{at}{key} is too large")))
+        .transpose()
+}
+
 fn positive(object: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
     match optional_u64(object, key, "")? {
         Some(0) => Err(format!("{key} must be greater than 0")),
@@ -304,10 +307,7 @@ fn parse_provider(
         Some("generic") => Profile::Generic,
         Some(other) => return Err(format!("{at}profile \"{other}\" is not one of zpa, zia, generic")),
     };
-    let max_retries = optional_u64(object, "max_retries", &at)?
-        .map(|n| u32::try_from(n).map_err(|_| format!("{at}max_retries is too large")))
-        .transpose()?
-        .unwrap_or(default_retries);
+    let max_retries = optional_u32(object, "max_retries", &at)?.unwrap_or(default_retries);
     let requests_per_second = match object.get("requests_per_second") {
         None => (profile == Profile::Zia).then_some(ZIA_REQUESTS_PER_SECOND),
         Some(value) => match value.as_f64() {

@@ -179,15 +179,17 @@ fn check_percent_encoding(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes %XX escapes (the text was checked by [`parse`]); bytes that are not UTF-8 become U+FFFD.
+/// Decodes %XX escapes; a `%` not followed by two hex digits stays as it is, and bytes that are
+/// not UTF-8 become U+FFFD.
 pub fn percent_decode(text: &str) -> String {
+    let hex = |byte: u8| (byte as char).to_digit(16).map(|d| d as u8);
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == b'%' && index + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[index + 1..index + 3], 16) {
-                out.push(byte);
+            if let (Some(high), Some(low)) = (hex(bytes[index + 1]), hex(bytes[index + 2])) {
+                out.push(high * 16 + low);
                 index += 3;
                 continue;
             }
@@ -300,5 +302,6 @@ mod tests {
         for path in ["/v2/Users/..a", "/v2/Users/a.b", "/v2/Users/%2e%2e%2e", "/v2/Users"] {
             assert!(!has_dot_segments(path), "{path}");
         }
+        assert_eq!(percent_decode("a%2Fb%zz%é%41"), "a/b%zz%éA");
     }
 }

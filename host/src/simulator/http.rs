@@ -272,28 +272,7 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
 
 /// Decodes a query component: `+` is a space, `%XX` a byte.
 pub fn decode_component(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            b'%' if index + 3 <= bytes.len() => match (hex_digit(bytes[index + 1]), hex_digit(bytes[index + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push(high * 16 + low);
-                    index += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|d| d as u8)
+    crate::url::percent_decode(&text.replace('+', " "))
 }
 
 fn reason(status: u16) -> &'static str {
