@@ -1,0 +1,14 @@
+//! The end-to-end suites, one module per concern, in one test binary.
+
+mod actions;
+mod bad_input;
+mod guardrails;
+mod interop;
+mod loading;
+mod manifest;
+mod properties;
+mod proxy;
+mod resilience;
+mod sandbox;
+mod scim;
+mod tls;
