@@ -17,10 +17,12 @@ if ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
 fi
 export SOAR_SCIM2_SERVER="$PWD/$venv/bin/scim2-server"
 export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
-cargo build --quiet -p soar-host
-cargo test -p restricted-group-plugin -p soar-host -p soar-e2e "$@"
-# The benchmarks, each run once as a test so that they keep working (timings come from `cargo bench`).
-cargo test --quiet -p soar-host --benches
+# One package set and --all-targets for both commands, so that dependencies are built once with one
+# feature set; the end-to-end tests run the `soar-host` binary this build leaves in target/debug.
+# The benchmarks run once each as tests so that they keep working (timings come from `cargo bench`).
+packages=(-p restricted-group-plugin -p soar-host -p soar-e2e)
+cargo build --quiet "${packages[@]}" --all-targets
+cargo test "${packages[@]}" --all-targets "$@"
 
 # The second host: the same component in Node.js through jco (npm, exact versions, lockfile).
 # `npm install` rather than `npm ci`: jco's optional per-platform packages are not all published,
