@@ -32,7 +32,10 @@ fn a_dropped_connection_is_retried() {
     let (sim, config) = faulty(Fault::DropConnection);
     let run = run_with(&config, &["add-to-group", "--user", ALICE]);
     assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
-    assert_eq!(run.json()["http_requests"], 6, "each of the 3 requests twice: {:?}", request_lines(&sim));
+    // Each read is retried; the PATCH's lost answer is followed by a read of alice's groups
+    // (itself dropped once) before the PATCH is sent again.
+    assert_eq!(run.json()["http_requests"], 8, "{:?}", request_lines(&sim));
+    assert_eq!(patches_sent(&sim), 2);
     assert_eq!(member_names(&sim), [ALICE]);
 }
 
@@ -42,6 +45,45 @@ fn a_burst_of_5xx_is_retried() {
     let run = run_with(&config, &["add-to-group", "--user", ALICE]);
     assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
     assert_eq!(run.json()["http_requests"], 6, "3 refused, then the 3 needed");
+    assert_eq!(member_names(&sim), [ALICE]);
+}
+
+fn patches_sent(sim: &Simulator) -> usize {
+    request_lines(sim).iter().filter(|line| line.starts_with("PATCH ")).count()
+}
+
+#[test]
+fn a_change_whose_answer_is_lost_is_checked_before_anything_is_resent() {
+    let (sim, config) = faulty(Fault::DropAfterChange);
+    sim.set_quirk(Quirk::DuplicateMembers, true);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert_eq!(member_names(&sim), [ALICE], "one member entry, on a server that would store a second");
+    assert_eq!(patches_sent(&sim), 1, "{:?}", request_lines(&sim));
+    let run = run_with(&config, &["remove-from-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("removed")), "{run:?}");
+    assert!(member_names(&sim).is_empty());
+    assert_eq!(patches_sent(&sim), 2, "{:?}", request_lines(&sim));
+}
+
+#[test]
+fn with_max_retries_0_a_lost_answer_is_reported_not_resent() {
+    let (sim, config) = faulty(Fault::DropAfterChange);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "0"]);
+    assert_eq!((run.code, run.user_error_kind(0, 0)), (1, json!("transport")), "{run:?}");
+    let message = run.json()["providers"][0]["users"][0]["error"]["message"].as_str().unwrap_or("").to_string();
+    assert!(message.contains("may have been applied"), "{message}");
+    assert_eq!(patches_sent(&sim), 1);
+    assert_eq!(member_names(&sim), [ALICE], "the server applied it; the report says it could not be confirmed");
+}
+
+#[test]
+fn where_membership_cannot_be_read_a_lost_answer_is_resent_up_to_max_retries() {
+    let (sim, config) = faulty(Fault::DropAfterChange);
+    sim.set_quirk(Quirk::NoMembership, true);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "2"]);
+    assert_eq!((run.code, run.user_error_kind(0, 0)), (1, json!("transport")), "{run:?}");
+    assert_eq!(patches_sent(&sim), 3, "{:?}", request_lines(&sim));
     assert_eq!(member_names(&sim), [ALICE]);
 }
 

@@ -161,6 +161,9 @@ impl Shared {
             return reply;
         }
         let answer = self.route(&request);
+        if self.has_fault(Fault::DropAfterChange) && request.method == "PATCH" {
+            return cut_off_answer();
+        }
         self.render(answer)
     }
 
@@ -206,14 +209,7 @@ impl Shared {
             return Some(self.render(self.error(request, 409, Some("uniqueness"), "a concurrent change holds the group")));
         }
         if self.has_fault(Fault::DropConnection) && attempt == 1 {
-            let partial = HttpResponse {
-                status: 200,
-                headers: vec![("Content-Type".into(), SCIM_JSON.into())],
-                body: br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":"#.to_vec(),
-            };
-            let mut bytes = partial.to_bytes();
-            bytes.truncate(bytes.len() - 10);
-            return Some(Reply::RawThenClose(bytes));
+            return Some(cut_off_answer());
         }
         let throttled = |headers: Vec<(String, String)>| {
             let mut answer = self.error(request, 429, None, "too many requests");
@@ -712,4 +708,16 @@ fn schemas() -> Vec<Value> {
         "meta": {"resourceType": "Schema", "location": format!("/Schemas/{GROUP_SCHEMA}")}
     });
     vec![user, group]
+}
+
+/// The start of an answer, then a closed connection.
+fn cut_off_answer() -> Reply {
+    let partial = HttpResponse {
+        status: 200,
+        headers: vec![("Content-Type".into(), SCIM_JSON.into())],
+        body: br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":"#.to_vec(),
+    };
+    let mut bytes = partial.to_bytes();
+    bytes.truncate(bytes.len() - 10);
+    Reply::RawThenClose(bytes)
 }

@@ -5,7 +5,7 @@
 use crate::encode::{filter_string, path_segment};
 use crate::host::{Host, LogLevel, Method};
 use crate::model::{ActionError, ErrorKind, UserOutcome};
-use crate::scim::client::{is_fatal, ScimClient};
+use crate::scim::client::{is_fatal, ScimClient, Sent};
 use crate::scim::lookup::Membership;
 use crate::scim::response::{Group, User};
 use serde_json::{json, Value};
@@ -48,6 +48,31 @@ enum Change {
     Remove,
 }
 
+/// Why a PATCH did not succeed.
+enum PatchFailure {
+    /// The server answered with an error, or nothing could be sent.
+    Refused(ActionError),
+    /// No answer came back: the change may have been applied.
+    MaybeApplied { error: ActionError, wait_ms: u64 },
+}
+
+/// What is left of a chunk's allowance for reading membership again and resending.
+#[derive(Clone, Copy, Debug)]
+struct Rounds {
+    /// Resends after lost answers: the provider's `max_retries`, as for any retry.
+    resends_left: u32,
+    /// A 409 on add is followed by one re-read, never more.
+    conflict_checked: bool,
+}
+
+/// Why membership is read again in the middle of a change.
+enum Doubt {
+    /// The add answered 409: some members were there already.
+    Conflict(ActionError),
+    /// The answer was lost, so the change may have been applied.
+    AnswerLost,
+}
+
 impl<H: Host> ScimClient<'_, H> {
     /// Adds `users` to `group` in PATCHes of at most 100 members. Per user: `added`,
     /// `already-member` (found so after a conflict), or the error.
@@ -66,9 +91,10 @@ impl<H: Host> ScimClient<'_, H> {
         group: &Group,
         users: &[&User],
     ) -> Vec<Result<UserOutcome, ActionError>> {
+        let rounds = Rounds { resends_left: self.provider.max_retries, conflict_checked: false };
         users
             .chunks(MEMBERS_PER_PATCH)
-            .flat_map(|chunk| self.change_chunk(change, group, chunk))
+            .flat_map(|chunk| self.change_chunk(change, group, chunk, rounds))
             .collect()
     }
 
@@ -77,6 +103,7 @@ impl<H: Host> ScimClient<'_, H> {
         change: Change,
         group: &Group,
         users: &[&User],
+        rounds: Rounds,
     ) -> Vec<Result<UserOutcome, ActionError>> {
         let done = match change {
             Change::Add => UserOutcome::Added,
@@ -84,26 +111,34 @@ impl<H: Host> ScimClient<'_, H> {
         };
         let error = match self.patch_either_form(change, group, users) {
             Ok(()) => return vec![Ok(done); users.len()],
-            Err(error) => error,
+            Err(PatchFailure::MaybeApplied { error, wait_ms }) if rounds.resends_left > 0 => {
+                if !self.wait_before_resending(wait_ms, &error.message) {
+                    return vec![Err(self.remember_if_fatal(error)); users.len()];
+                }
+                let rounds = Rounds { resends_left: rounds.resends_left - 1, ..rounds };
+                return self.change_after_doubt(change, group, users, Doubt::AnswerLost, rounds);
+            }
+            Err(PatchFailure::MaybeApplied { error, .. }) => return vec![Err(self.remember_if_fatal(error)); users.len()],
+            Err(PatchFailure::Refused(error)) => error,
         };
-        if change == Change::Add && error.status == Some(409) {
-            return self.add_after_conflict(group, users, error);
+        if change == Change::Add && error.status == Some(409) && !rounds.conflict_checked {
+            let rounds = Rounds { conflict_checked: true, ..rounds };
+            return self.change_after_doubt(change, group, users, Doubt::Conflict(error), rounds);
         }
         if users.len() > 1 && !is_fatal(error.kind) && error.kind != ErrorKind::GroupNotFound {
             // Refused as a whole: one PATCH per user, so one bad member does not fail the others.
             self.log(LogLevel::Warn, &format!("{}; retrying one member at a time", error.message));
-            return users.iter().flat_map(|user| self.change_chunk(change, group, &[*user])).collect();
+            return users.iter().flat_map(|user| self.change_chunk(change, group, &[*user], rounds)).collect();
         }
         vec![Err(error); users.len()]
     }
 
     /// PATCH with the form that worked so far; on 400, once with the other form, which is kept
     /// for the rest of the action when it works.
-    fn patch_either_form(&mut self, change: Change, group: &Group, users: &[&User]) -> Result<(), ActionError> {
+    fn patch_either_form(&mut self, change: Change, group: &Group, users: &[&User]) -> Result<(), PatchFailure> {
         let alternate = self.alternate_form(change);
-        let first = self.patch(change, group, users, alternate);
-        match first {
-            Err(error) if error.status == Some(400) => {
+        match self.patch(change, group, users, alternate) {
+            Err(PatchFailure::Refused(error)) if error.status == Some(400) => {
                 self.log(LogLevel::Info, &format!("{}; trying the other PATCH form", error.message));
                 self.patch(change, group, users, !alternate)?;
                 match change {
@@ -123,7 +158,7 @@ impl<H: Host> ScimClient<'_, H> {
         }
     }
 
-    fn patch(&mut self, change: Change, group: &Group, users: &[&User], alternate: bool) -> Result<(), ActionError> {
+    fn patch(&mut self, change: Change, group: &Group, users: &[&User], alternate: bool) -> Result<(), PatchFailure> {
         let ids: Vec<&str> = users.iter().map(|user| user.id.as_str()).collect();
         let body = match (change, alternate) {
             (Change::Add, false) => add_with_path(&ids),
@@ -142,7 +177,12 @@ impl<H: Host> ScimClient<'_, H> {
         let doing = format!("{verb} {who} {preposition} group {}", group.id);
         let path = format!("/Groups/{}", path_segment(&group.id));
         // A 409 on a remove is a lock worth waiting for; on an add it means "already there".
-        let response = self.send(Method::Patch, &path, Some(&body), change == Change::Remove, &doing)?;
+        let lock_retry = change == Change::Remove;
+        let response = match self.send_change(Method::Patch, &path, &body, lock_retry, &doing) {
+            Ok(Sent::Answer(response)) => response,
+            Ok(Sent::MaybeApplied { error, wait_ms }) => return Err(PatchFailure::MaybeApplied { error, wait_ms }),
+            Err(error) => return Err(PatchFailure::Refused(error)),
+        };
         if (200..300).contains(&response.status) {
             return Ok(());
         }
@@ -151,36 +191,45 @@ impl<H: Host> ScimClient<'_, H> {
             error.kind = ErrorKind::GroupNotFound;
             error.message = format!("{}: group {} no longer exists (HTTP 404 while {doing})", self.idp(), group.id);
         }
-        Err(error)
+        Err(PatchFailure::Refused(error))
     }
 
-    /// A 409 on add: some members were there already. Read membership again and add only those
-    /// still missing.
-    fn add_after_conflict(
+    /// Reads membership again and changes only the members still to change. A member found
+    /// where the change puts it counts as changed after a lost answer (our change got there)
+    /// and as `already-member` after a conflict.
+    fn change_after_doubt(
         &mut self,
+        change: Change,
         group: &Group,
         users: &[&User],
-        conflict: ActionError,
+        doubt: Doubt,
+        rounds: Rounds,
     ) -> Vec<Result<UserOutcome, ActionError>> {
-        self.log(LogLevel::Info, &format!("{}; reading membership again", conflict.message));
-        let mut results: Vec<Option<Result<UserOutcome, ActionError>>> = vec![None; users.len()];
-        let mut missing = Vec::new();
-        for (slot, user) in users.iter().enumerate() {
-            match self.reread_membership(group, user) {
-                Ok(Membership::Member) => results[slot] = Some(Ok(UserOutcome::AlreadyMember)),
-                Ok(Membership::NotMember) => missing.push(slot),
-                Ok(Membership::Unknown) => results[slot] = Some(Err(conflict.clone())),
-                Err(error) => results[slot] = Some(Err(error)),
-            }
+        if let Doubt::Conflict(conflict) = &doubt {
+            self.log(LogLevel::Info, &format!("{}; reading membership again", conflict.message));
         }
-        if !missing.is_empty() {
-            let still: Vec<&User> = missing.iter().map(|slot| users[*slot]).collect();
-            let outcome = self.patch_either_form(Change::Add, group, &still);
-            for slot in missing {
-                results[slot] = Some(match &outcome {
-                    Ok(()) => Ok(UserOutcome::Added),
-                    Err(error) => Err(error.clone()),
-                });
+        let memberships = self.reread_memberships(group, users);
+        let mut results: Vec<Option<Result<UserOutcome, ActionError>>> = vec![None; users.len()];
+        let mut pending = Vec::new();
+        for (slot, membership) in memberships.into_iter().enumerate() {
+            results[slot] = match (change, membership, &doubt) {
+                (Change::Add, Ok(Membership::Member), Doubt::Conflict(_)) => Some(Ok(UserOutcome::AlreadyMember)),
+                (Change::Add, Ok(Membership::Member), Doubt::AnswerLost) => Some(Ok(UserOutcome::Added)),
+                (Change::Remove, Ok(Membership::NotMember), _) => Some(Ok(UserOutcome::Removed)),
+                (_, Ok(Membership::Unknown), Doubt::Conflict(conflict)) => Some(Err(conflict.clone())),
+                // Still to change, or unknowable, which leaves resending as the only way on.
+                (_, Ok(_), _) => {
+                    pending.push(slot);
+                    None
+                }
+                (_, Err(error), _) => Some(Err(error)),
+            };
+        }
+        if !pending.is_empty() {
+            let still: Vec<&User> = pending.iter().map(|slot| users[*slot]).collect();
+            let outcomes = self.change_chunk(change, group, &still, rounds);
+            for (slot, outcome) in pending.into_iter().zip(outcomes) {
+                results[slot] = Some(outcome);
             }
         }
         results.into_iter().map(|result| result.expect("every member was decided")).collect()
@@ -190,6 +239,59 @@ impl<H: Host> ScimClient<'_, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::{HttpError, Request, Response};
+    use crate::model::{Profile, Provider};
+
+    /// A server scripted below the HTTP trait: each request gets the next (status, body).
+    struct Scripted {
+        answers: Vec<(u16, Value)>,
+        seen: Vec<String>,
+    }
+
+    impl Host for Scripted {
+        fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+            self.seen.push(format!("{:?} {}", request.method, request.url));
+            let (status, body) = self.answers.remove(0);
+            let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+            Ok(Response { status, headers: Vec::new(), body })
+        }
+        fn sleep(&mut self, _ms: u64) -> bool {
+            true
+        }
+        fn log(&mut self, _level: LogLevel, _message: &str) {}
+    }
+
+    fn add_alice(answers: Vec<(u16, Value)>) -> (Vec<Result<UserOutcome, ActionError>>, Vec<String>) {
+        let provider = Provider {
+            name: "p".into(),
+            base_url: "https://scim.example/v2".into(),
+            restricted_group: None,
+            restricted_group_id: Some("g1".into()),
+            profile: Profile::Generic,
+            max_retries: 2,
+        };
+        let group = Group { id: "g1".into(), display_name: None };
+        let alice = User { id: "u1".into(), user_name: Some("alice@corp.example".into()), external_id: None, groups: Some(Vec::new()) };
+        let mut server = Scripted { answers, seen: Vec::new() };
+        let outcomes = ScimClient::new(&mut server, &provider, 0).add_members(&group, &[&alice]);
+        (outcomes, server.seen)
+    }
+
+    #[test]
+    fn a_gateway_502_is_checked_before_the_add_is_resent() {
+        let alice_in_group = json!({"id": "u1", "userName": "alice@corp.example", "groups": [{"value": "g1"}]});
+        let (outcomes, seen) = add_alice(vec![(502, Value::Null), (200, alice_in_group)]);
+        assert_eq!(outcomes, [Ok(UserOutcome::Added)]);
+        assert_eq!(seen, ["Patch https://scim.example/v2/Groups/g1", "Get https://scim.example/v2/Users/u1"]);
+    }
+
+    #[test]
+    fn a_503_is_a_refusal_and_retried_at_once() {
+        let (outcomes, seen) = add_alice(vec![(503, Value::Null), (204, Value::Null)]);
+        assert_eq!(outcomes, [Ok(UserOutcome::Added)]);
+        assert_eq!(seen, ["Patch https://scim.example/v2/Groups/g1", "Patch https://scim.example/v2/Groups/g1"]);
+    }
+
 
     #[test]
     fn bodies_have_the_documented_shapes() {

@@ -45,6 +45,15 @@ pub struct ScimClient<'a, H: Host> {
     fatal: Option<ActionError>,
 }
 
+/// How a change ended.
+pub enum Sent {
+    /// The server's final answer, whatever its status.
+    Answer(Response),
+    /// No answer (a dropped connection, a gateway's 502 or 504), so the change may or may not
+    /// have been applied: wait `wait_ms`, then read before sending it again.
+    MaybeApplied { error: ActionError, wait_ms: u64 },
+}
+
 /// How a failed answer is described: "looking up user alice@corp.example".
 pub type Doing<'s> = &'s str;
 
@@ -74,17 +83,39 @@ impl<'a, H: Host> ScimClient<'a, H> {
         format!("{}{path_and_query}", self.base)
     }
 
-    /// Sends a request, retrying 429, 502, 503, 504 and connection failures with backoff
-    /// (and a 409 lock on writes when `lock_retry` is set). Returns any answer the server
-    /// finally gave, whatever its status, or the error that kept it from answering.
-    pub fn send(
+    /// Sends a read, retrying 429, 502, 503, 504 and connection failures with backoff. Returns
+    /// any answer the server finally gave, whatever its status, or the error that kept it from
+    /// answering.
+    pub fn send(&mut self, method: Method, path_and_query: &str, doing: Doing) -> Result<Response, ActionError> {
+        match self.send_attempts(method, path_and_query, None, false, false, doing)? {
+            Sent::Answer(response) => Ok(response),
+            Sent::MaybeApplied { error, .. } => Err(error),
+        }
+    }
+
+    /// Sends a change. Retries only what the server cannot have acted on (429, 503, and a 409
+    /// lock when `lock_retry` is set); a dropped connection or a gateway's 502/504 comes back as
+    /// [`Sent::MaybeApplied`], because resending blindly could store a duplicate member.
+    pub fn send_change(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        lock_retry: bool,
+        doing: Doing,
+    ) -> Result<Sent, ActionError> {
+        self.send_attempts(method, path, Some(body), lock_retry, true, doing)
+    }
+
+    fn send_attempts(
         &mut self,
         method: Method,
         path_and_query: &str,
         body: Option<&Value>,
         lock_retry: bool,
+        hand_back_maybe_applied: bool,
         doing: Doing,
-    ) -> Result<Response, ActionError> {
+    ) -> Result<Sent, ActionError> {
         if let Some(fatal) = &self.fatal {
             return Err(fatal.clone());
         }
@@ -108,8 +139,12 @@ impl<'a, H: Host> ScimClient<'a, H> {
                 Err(_) => None,
             };
             let Some(wait_ms) = wait_ms else {
-                return self.finish(outcome, doing);
+                return self.finish(outcome, doing).map(Sent::Answer);
             };
+            if hand_back_maybe_applied && may_have_been_applied(&outcome) {
+                let error = self.give_up(outcome, None, doing, "no answer came back, so the change may have been applied");
+                return Ok(Sent::MaybeApplied { error, wait_ms });
+            }
             if attempt >= self.provider.max_retries {
                 let why = format!("after {} attempt{}", attempt + 1, if attempt == 0 { "" } else { "s" });
                 let error = self.give_up(outcome, None, doing, &why);
@@ -123,6 +158,13 @@ impl<'a, H: Host> ScimClient<'a, H> {
             }
             attempt += 1;
         }
+    }
+
+    /// Waits before checking and resending a change whose answer was lost; false when the
+    /// action's deadline comes first.
+    pub fn wait_before_resending(&mut self, wait_ms: u64, doing: Doing) -> bool {
+        self.log(LogLevel::Warn, &format!("{doing}: no answer came back; checking membership in {wait_ms} ms before resending"));
+        self.host.sleep(wait_ms)
     }
 
     /// A final answer: auth failures and redirects are errors here, every other status is the
@@ -175,7 +217,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
         }
     }
 
-    fn remember_if_fatal(&mut self, error: ActionError) -> ActionError {
+    pub(super) fn remember_if_fatal(&mut self, error: ActionError) -> ActionError {
         if is_fatal(error.kind) && self.fatal.is_none() {
             self.fatal = Some(error.clone());
         }
@@ -282,6 +324,15 @@ pub fn is_fatal(kind: ErrorKind) -> bool {
             | ErrorKind::RateLimited
             | ErrorKind::Redirect
     )
+}
+
+/// A lost answer or a gateway's 502/504 may follow a change the server applied; 429 and 503
+/// are refusals before any work.
+fn may_have_been_applied(outcome: &Result<Response, HttpError>) -> bool {
+    match outcome {
+        Ok(response) => matches!(response.status, 502 | 504),
+        Err(error) => matches!(error, HttpError::ConnectionFailed(_)),
+    }
 }
 
 fn is_auth_failure(status: u16) -> bool {

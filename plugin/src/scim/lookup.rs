@@ -54,7 +54,7 @@ impl<H: Host> ScimClient<'_, H> {
             [] => path.to_string(),
             _ => format!("{path}?{}", query(pairs)),
         };
-        let response = self.send(Method::Get, &with_query(&kept), None, false, doing)?;
+        let response = self.send(Method::Get, &with_query(&kept), doing)?;
         let about_filter = parse_error_body(&response.body).scim_type.is_some_and(|t| t.eq_ignore_ascii_case("invalidFilter"));
         if response.status != 400 || !projected || self.learned.projection_refused || about_filter {
             return Ok(response);
@@ -62,7 +62,7 @@ impl<H: Host> ScimClient<'_, H> {
         self.learned.projection_refused = true;
         self.log(LogLevel::Info, "the server refuses attributes/excludedAttributes; reading whole resources");
         let plain: Vec<(&str, &str)> = params.iter().copied().filter(|(name, _)| !is_projection(name)).collect();
-        self.send(Method::Get, &with_query(&plain), None, false, doing)
+        self.send(Method::Get, &with_query(&plain), doing)
     }
 
     /// `GET /{resource}?{params}`; with a filter, 400 and 501 mean the filter is refused.
@@ -491,16 +491,20 @@ impl<H: Host> ScimClient<'_, H> {
         Ok(members)
     }
 
-    /// Reads membership again after a change was refused as a conflict: fresh users, fresh
-    /// group members.
-    pub fn reread_membership(&mut self, group: &Group, user: &User) -> Result<Membership, ActionError> {
+    /// Reads membership again when a change's result is in doubt (a conflict, a lost answer):
+    /// fresh users, fresh group members.
+    pub fn reread_memberships(&mut self, group: &Group, users: &[&User]) -> Vec<Result<Membership, ActionError>> {
         self.learned.group_members = None;
-        let fresh = if user.groups.is_some() {
-            self.user_by_id(&user.id)?.unwrap_or_else(|| user.clone())
-        } else {
-            user.clone()
-        };
-        self.membership(group, &fresh)
+        users
+            .iter()
+            .map(|user| {
+                let fresh = match user.groups {
+                    Some(_) => self.user_by_id(&user.id)?.unwrap_or_else(|| (*user).clone()),
+                    None => (*user).clone(),
+                };
+                self.membership(group, &fresh)
+            })
+            .collect()
     }
 }
 
