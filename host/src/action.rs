@@ -3,7 +3,9 @@
 //! the contract fixes.
 
 use crate::config::{Config, ProviderConfig};
+use crate::cache;
 use crate::egress::EgressPolicy;
+use crate::group_lock::{GroupLocks, HeldLocks, LockFailure};
 use crate::http_client::{HttpClient, HttpSettings, OriginRules};
 use crate::audit::{AuditContext, AuditLog};
 use crate::runtime::{Call, InvocationContext, LogRecord, LogSink, PluginFailure, PluginRuntime};
@@ -15,7 +17,7 @@ use restricted_group_plugin::model::{
 use restricted_group_plugin::user_ref::parse_user_ref;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -134,6 +136,8 @@ pub struct ActionHost {
     /// time, so that a membership check and the PATCH that follows are never interleaved with
     /// another invocation's (a server that stores duplicate members would otherwise get them).
     change_locks: Vec<(String, Mutex<()>)>,
+    /// The same exclusion between processes, through lock files under the cache folder.
+    group_locks: GroupLocks,
 }
 
 impl ActionHost {
@@ -154,12 +158,14 @@ impl ActionHost {
                 .collect(),
         }));
         let change_locks = config.providers.iter().map(|p| (p.name.clone(), Mutex::new(()))).collect();
+        let lock_dir = config.cache_dir.clone().or_else(cache::default_cache_dir).map(|dir| dir.join("locks"));
         ActionHost {
             runtime,
             config,
             http,
             log,
             change_locks,
+            group_locks: GroupLocks::new(lock_dir),
         }
     }
 
@@ -228,12 +234,13 @@ impl ActionHost {
             limits.deadline_ms = timeout_ms;
         }
         let proxy_credentials = self.config.proxy.iter().filter_map(|proxy| proxy.credentials.clone());
-        let context = InvocationContext {
+        let mut context = InvocationContext {
             egress: Arc::new(EgressPolicy::for_providers(providers.iter().copied()).with_other_secrets(proxy_credentials)),
             http: self.http.clone(),
             limits,
             log: self.log.clone(),
         };
+        let started = Instant::now();
         // Locks are taken in config order, so two actions never wait on each other in a cycle.
         let _changing: Vec<MutexGuard<()>> = if changes && !request.dry_run {
             self.change_locks
@@ -244,6 +251,17 @@ impl ActionHost {
         } else {
             Vec::new()
         };
+        let _changing_across_processes = if changes && !request.dry_run {
+            match self.lock_groups_across_processes(providers, started, context.limits.deadline_ms) {
+                Ok(held) => held,
+                Err(failure) => return failure_report(request, false, 0, &failure, providers, call),
+            }
+        } else {
+            None
+        };
+        // Waiting for another change counts against this action's deadline.
+        let waited_ms = started.elapsed().as_millis() as u64;
+        context.limits.deadline_ms = context.limits.deadline_ms.saturating_sub(waited_ms).max(1);
         let invocation = self.runtime.invoke(call, &context);
         let dry_run = request.dry_run && request.action.takes_users();
         let mut report = match invocation.result {
@@ -264,6 +282,41 @@ impl ActionHost {
             }
         }
         report
+    }
+}
+
+impl ActionHost {
+    /// The cross-process locks of the providers' groups, waited for until the deadline. A lock
+    /// folder that cannot be used costs only the exclusion between processes, with a warning.
+    fn lock_groups_across_processes(
+        &self,
+        providers: &[&ProviderConfig],
+        started: Instant,
+        deadline_ms: u64,
+    ) -> Result<Option<HeldLocks>, PluginFailure> {
+        let keys = providers
+            .iter()
+            .map(|p| {
+                let group = p.restricted_group_id.as_deref().or(p.restricted_group.as_deref()).unwrap_or_default();
+                GroupLocks::key(&p.base_url.to_string(), group)
+            })
+            .collect();
+        match self.group_locks.acquire(keys, started + Duration::from_millis(deadline_ms)) {
+            Ok(held) => Ok(Some(held)),
+            Err(LockFailure::Unavailable(why)) => {
+                let message = format!(
+                    "the group lock folder cannot be used ({why}); changes from other soar-host processes are not kept apart: set cache_dir to a writable folder"
+                );
+                (self.log)(&LogRecord { level: LogLevel::Warn, message });
+                Ok(None)
+            }
+            Err(LockFailure::TimedOut) => Err(PluginFailure {
+                kind: ErrorKind::Timeout,
+                message: format!(
+                    "another soar-host process kept changing this group for the whole deadline of {deadline_ms} ms; nothing was sent: run the action again, or give it a longer --timeout-ms"
+                ),
+            }),
+        }
     }
 }
 

@@ -92,7 +92,7 @@ fn store(dir: &Path, artefact: &Path, digest_file: &Path, compiled: &[u8]) -> st
     std::fs::rename(&temporary, digest_file)
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod config;
 pub mod egress;
+pub mod group_lock;
 pub mod http_client;
 pub mod runtime;
 pub mod secret;

@@ -5,8 +5,10 @@
 use serde_json::{json, Value};
 use soar_e2e::*;
 use soar_host::action::{ActionHost, ActionName, ActionRequest};
+use soar_host::group_lock::GroupLocks;
 use soar_host::simulator::{Fault, Quirk, Simulator};
 use std::sync::Arc;
+use std::time::Instant;
 
 const ALICE: &str = "alice@corp.example";
 
@@ -229,6 +231,40 @@ fn interleaved_adds_and_removes_then_a_last_add_leave_one_member_entry() {
     let codes = run_all(&host, vec![(ActionName::AddToGroup, ALICE.to_string())]);
     assert_eq!(codes, [0]);
     assert_eq!(sim.members(&group_id(&sim, GROUP)), [user_id(&sim, ALICE)]);
+}
+
+#[test]
+fn concurrent_soar_host_processes_adding_one_user_leave_one_member_entry() {
+    // A slow server widens the gap between each process's membership check and its PATCH.
+    let (sim, config) = faulty(Fault::Slow);
+    sim.set_quirk(Quirk::DuplicateMembers, true);
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            (0..8).map(|_| scope.spawn(|| run_with(&config, &["add-to-group", "--user", ALICE]))).collect();
+        handles.into_iter().map(|handle| handle.join().expect("no panic")).collect()
+    });
+    assert!(runs.iter().all(|run| run.code == 0), "{runs:?}");
+    let added = runs.iter().filter(|run| run.outcome(0, 0) == json!("added")).count();
+    assert_eq!(added, 1, "one process adds, the others find alice there");
+    assert_eq!(sim.members(&group_id(&sim, GROUP)), [user_id(&sim, ALICE)]);
+}
+
+#[test]
+fn a_change_waits_for_another_process_holding_the_group_and_gives_up_at_the_deadline() {
+    let (sim, config) = faulty(Fault::Slow);
+    sim.set_fault(Fault::Slow, false);
+    let locks = GroupLocks::new(Some(cli_cache_home().join("soar-host/locks")));
+    let held = locks
+        .acquire(vec![GroupLocks::key(&sim.base_url(), GROUP)], Instant::now())
+        .expect("the test holds the group's lock as another process would");
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--timeout-ms", "300"]);
+    assert_eq!((run.code, run.json()["error"]["kind"].clone()), (1, json!("timeout")), "{run:?}");
+    assert!(sim.requests().is_empty(), "nothing is sent while another process changes the group");
+    let run = run_with(&config, &["check-membership", "--user", ALICE]);
+    assert_eq!(run.code, 0, "reads do not wait for the lock: {run:?}");
+    drop(held);
+    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--timeout-ms", "5000"]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
 }
 
 #[test]

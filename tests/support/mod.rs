@@ -97,8 +97,14 @@ impl Run {
 }
 
 /// Runs the real binary with the tokens in its environment and a private compile cache.
+/// `XDG_CACHE_HOME` of every `soar-host` the tests start: its compile cache and group locks
+/// live in `soar-host/` under it.
+pub fn cli_cache_home() -> PathBuf {
+    target_dir().join("e2e-cache")
+}
+
 pub fn soar_host(args: &[&str], stdin: Option<&str>) -> Run {
-    let cache = target_dir().join("e2e-cache");
+    let cache = cli_cache_home();
     let mut child = Command::new(soar_host_binary())
         .args(args)
         .env("XDG_CACHE_HOME", &cache)
