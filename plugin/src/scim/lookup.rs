@@ -105,7 +105,8 @@ impl<H: Host> ScimClient<'_, H> {
         resource: &str,
         params: &[(&str, &str)],
         doing: Doing,
-        mut visit: impl FnMut(&[Value]) -> bool,
+        // `dyn`: one copy of the paging code, not one per caller.
+        visit: &mut dyn FnMut(&[Value]) -> bool,
     ) -> Result<bool, ActionError> {
         let count = self.provider.profile.page_size().to_string();
         let mut start_index: u64 = 1;
@@ -152,7 +153,7 @@ impl<H: Host> ScimClient<'_, H> {
         mut visit: impl FnMut(&Value) -> bool,
     ) -> Result<(), ActionError> {
         let params: Vec<(&str, &str)> = excluded.map(|e| ("excludedAttributes", e)).into_iter().collect();
-        self.for_each_page(resource, &params, doing, |items| !items.iter().any(&mut visit))?;
+        self.for_each_page(resource, &params, doing, &mut |items| !items.iter().any(&mut visit))?;
         Ok(())
     }
 
@@ -164,14 +165,14 @@ impl<H: Host> ScimClient<'_, H> {
         filter: &str,
         excluded: Option<&str>,
         doing: Doing,
-        accept: impl Fn(&Value) -> bool,
+        accept: &dyn Fn(&Value) -> bool,
     ) -> Result<Filtered, ActionError> {
         let mut params = vec![("filter", filter)];
         params.extend(excluded.map(|e| ("excludedAttributes", e)));
         let mut matched = Vec::new();
         let mut ignored = false;
-        let answered = self.for_each_page(resource, &params, doing, |items| {
-            if items.iter().all(&accept) {
+        let answered = self.for_each_page(resource, &params, doing, &mut |items| {
+            if items.iter().all(accept) {
                 matched.extend(items.iter().cloned());
                 true
             } else {
@@ -198,7 +199,7 @@ impl<H: Host> ScimClient<'_, H> {
         let doing = format!("looking up the group \"{name}\"");
         let filter = eq_filter("displayName", &name);
         let named = |resource: &Value| same_text(string_attr(resource, "displayName").as_deref(), &name);
-        let mut matches: Vec<Group> = match self.filtered_query("Groups", &filter, Some("members"), &doing, named)? {
+        let mut matches: Vec<Group> = match self.filtered_query("Groups", &filter, Some("members"), &doing, &named)? {
             Filtered::Matched(resources) => resources.iter().filter_map(parse_group).collect(),
             Filtered::Ignored => {
                 self.learned.filters_ignored = true;
@@ -406,7 +407,7 @@ impl<H: Host> ScimClient<'_, H> {
         // A multi-user (`or`) query refused or seemingly ignored may only be misread: one filter
         // per user will tell.
         let single = values.len() == 1;
-        match self.filtered_query("Users", filter, None, doing, wanted) {
+        match self.filtered_query("Users", filter, None, doing, &wanted) {
             Ok(Filtered::Matched(resources)) => Some(Ok(resources.iter().filter_map(parse_user).collect())),
             Ok(Filtered::Rejected) => {
                 self.learned.user_filter_rejected |= single;
@@ -456,7 +457,7 @@ impl<H: Host> ScimClient<'_, H> {
             let doing = format!("checking whether user {} is in group {}", user.id, group.id);
             let filter = format!("id eq {} and members[value eq {}]", filter_string(&group.id), filter_string(&user.id));
             let same_group = |resource: &Value| string_attr(resource, "id").as_deref() == Some(group.id.as_str());
-            match self.filtered_query("Groups", &filter, Some("members"), &doing, same_group) {
+            match self.filtered_query("Groups", &filter, Some("members"), &doing, &same_group) {
                 Ok(Filtered::Matched(resources)) => return Ok(membership_of(!resources.is_empty())),
                 Ok(Filtered::Ignored) => self.learned.filters_ignored = true,
                 Ok(Filtered::Rejected) => {}
