@@ -69,3 +69,9 @@ fn a_plugin_with_another_hash_is_refused() {
     let run = run_with(&config, &["test-connection"]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+#[test]
+fn the_component_stays_within_300_kb() {
+    let size = std::fs::metadata(plugin_path()).expect("the built component").len();
+    assert!(size <= 300_000, "the component is {size} bytes, over the 300 KB target");
+}
