@@ -4,7 +4,7 @@
 
 use crate::encode::{eq_filter, filter_string, path_segment, query};
 use crate::host::{Host, LogLevel, Method};
-use crate::model::{ActionError, ErrorKind, UserRef};
+use crate::model::{ActionError, ErrorKind, Profile, UserRef};
 use crate::scim::client::{Doing, ScimClient};
 use crate::scim::response::{multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User};
 use serde_json::Value;
@@ -455,7 +455,7 @@ impl<H: Host> ScimClient<'_, H> {
         }
         if !self.learned.membership_filter_unusable && !self.learned.filters_ignored {
             let doing = format!("checking whether user {} is in group {}", user.id, group.id);
-            let filter = format!("id eq {} and members[value eq {}]", filter_string(&group.id), filter_string(&user.id));
+            let filter = membership_filter(self.provider.profile, group, user);
             let same_group = |resource: &Value| string_attr(resource, "id").as_deref() == Some(group.id.as_str());
             match self.filtered_query("Groups", &filter, Some("members"), &doing, &same_group) {
                 Ok(Filtered::Matched(resources)) => return Ok(membership_of(!resources.is_empty())),
@@ -506,6 +506,18 @@ impl<H: Host> ScimClient<'_, H> {
                 self.membership(group, &fresh)
             })
             .collect()
+    }
+}
+
+/// The group filter that finds `group` only when `user` is a member: the RFC 7644 form, or on
+/// ZIA the form its documentation lists (`displayName eq .. and members.value eq ..`), since ZIA
+/// documents no `id` filter on groups.
+fn membership_filter(profile: Profile, group: &Group, user: &User) -> String {
+    match (profile, &group.display_name) {
+        (Profile::Zia, Some(name)) => {
+            format!("displayName eq {} and members.value eq {}", filter_string(name), filter_string(&user.id))
+        }
+        _ => format!("id eq {} and members[value eq {}]", filter_string(&group.id), filter_string(&user.id)),
     }
 }
 
@@ -611,6 +623,21 @@ mod tests {
             Some(total) => json!({"totalResults": total, "Resources": resources}),
             None => json!({"Resources": resources}),
         }
+    }
+
+    #[test]
+    fn on_zia_membership_is_asked_with_the_documented_group_filter() {
+        let mut server = Scripted {
+            answers: vec![json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]})],
+            seen: Vec::new(),
+        };
+        let provider = Provider { profile: Profile::Zia, ..provider() };
+        let group = Group { id: "g1".into(), display_name: Some("Restricted".into()) };
+        let user = User { id: "u1".into(), user_name: None, external_id: None, groups: None };
+        let membership = ScimClient::new(&mut server, &provider, 0).membership(&group, &user).unwrap();
+        assert_eq!(membership, Membership::Member);
+        let url = &server.seen[0].url;
+        assert!(url.contains("filter=displayName%20eq%20%22Restricted%22%20and%20members.value%20eq%20%22u1%22"), "{url}");
     }
 
     #[test]
