@@ -50,9 +50,11 @@ fn round_trips_on_a_server_that_filters() {
     let run = run_with(&config, &["add-to-group", "--user", ALICE]);
     assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
     assert!(requests(&run) <= 4, "{run:?}");
+    // A member found by the group filter is confirmed once by asking about a member no server
+    // holds (a server ignoring the member clause would otherwise make every user a member).
     let run = run_with(&config, &["remove-from-group", "--user", ALICE]);
     assert_eq!((run.code, run.outcome(0, 0)), (0, json!("removed")), "{run:?}");
-    assert!(requests(&run) <= 4, "{run:?}");
+    assert!(requests(&run) <= 5, "{run:?}");
     assert_eq!(run.json()["providers"][0]["users"][0]["membership_verified"], true);
     assert!(member_names(&sim).is_empty());
 }
@@ -69,6 +71,26 @@ fn a_server_that_ignores_filters_never_makes_us_act_on_the_wrong_user() {
     assert_eq!(run.outcome(0, 0), "removed");
     assert_eq!(run.user_error_kind(0, 1), "user-not-found");
     assert_eq!(member_names(&sim), [CAROL]);
+}
+
+#[test]
+fn a_lone_user_and_group_on_a_server_that_ignores_filters_are_still_told_apart() {
+    // One user, one group: whatever a filter-ignoring server answers looks like a match, so a
+    // match of the membership filter must be confirmed before it counts.
+    let sim = simulator(TOKEN, &[ALICE], &[]);
+    sim.set_quirk(Quirk::FilterIgnored, true);
+    sim.set_quirk(Quirk::NoUserGroups, true);
+    let config = write_config(&scratch_dir(), &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({}));
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    assert_eq!(member_names(&sim), [ALICE]);
+    let run = run_with(&config, &["check-membership", "--user", ALICE]);
+    assert_eq!(run.outcome(0, 0), "member", "{run:?}");
+    let run = run_with(&config, &["remove-from-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("removed")), "{run:?}");
+    assert!(member_names(&sim).is_empty());
+    let run = run_with(&config, &["check-membership", "--user", ALICE]);
+    assert_eq!(run.outcome(0, 0), "not-member", "{run:?}");
 }
 
 #[test]

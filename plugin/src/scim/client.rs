@@ -24,6 +24,8 @@ pub struct Learned {
     pub or_filter_unusable: bool,
     /// `filter=id eq ".." and members[value eq ".."]` is refused or misread.
     pub membership_filter_unusable: bool,
+    /// The membership filter was asked about a member no server holds.
+    pub member_clause_checked: bool,
     /// The group's `members`, once read: `Some(None)` when the server does not list them.
     pub group_members: Option<Option<Vec<String>>>,
     /// The add form that worked: `path: members` (false) or ZIA's path-less form (true).

@@ -13,6 +13,8 @@ use serde_json::Value;
 pub const MAX_PAGES: u32 = 100;
 /// Users asked for in one `or` filter (keeps the URL well under common 8 KB limits).
 pub const USERS_PER_FILTER: usize = 20;
+/// A member id no server holds, to see whether a server honours the member clause of a filter.
+const NO_SUCH_MEMBER: &str = "restricted-group-plugin-no-such-member-0c7d91";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Membership {
@@ -454,22 +456,54 @@ impl<H: Host> ScimClient<'_, H> {
             return Ok(membership_of(groups.contains(&group.id)));
         }
         if !self.learned.membership_filter_unusable && !self.learned.filters_ignored {
-            let doing = format!("checking whether user {} is in group {}", user.id, group.id);
-            let filter = membership_filter(self.provider.profile, group, user);
-            let same_group = |resource: &Value| string_attr(resource, "id").as_deref() == Some(group.id.as_str());
-            match self.filtered_query("Groups", &filter, Some("members"), &doing, &same_group) {
-                Ok(Filtered::Matched(resources)) => return Ok(membership_of(!resources.is_empty())),
-                Ok(Filtered::Ignored) => self.learned.filters_ignored = true,
-                Ok(Filtered::Rejected) => {}
-                Err(error) if error.kind != ErrorKind::Server && error.kind != ErrorKind::Protocol => return Err(error),
-                Err(_) => {}
+            match self.group_filtered_by_member(group, &user.id)? {
+                // A match may come from a server that ignores the member clause: it counts once
+                // a member who cannot exist is seen not to match.
+                Some(true) if self.member_clause_honoured(group)? => return Ok(Membership::Member),
+                Some(false) => return Ok(Membership::NotMember),
+                _ => self.learned.membership_filter_unusable = true,
             }
-            self.learned.membership_filter_unusable = true;
         }
         match self.group_members(group)? {
             Some(members) => Ok(membership_of(members.contains(&user.id))),
             None => Ok(Membership::Unknown),
         }
+    }
+
+    /// Whether the group filter `id eq G and members[value eq M]` finds the group; `None` when
+    /// the server refuses or ignores the filter.
+    fn group_filtered_by_member(&mut self, group: &Group, member_id: &str) -> Result<Option<bool>, ActionError> {
+        let doing = format!("checking whether user {member_id} is in group {}", group.id);
+        let filter = membership_filter(self.provider.profile, group, member_id);
+        // A server that returns members anyway shows whether it honoured the member clause.
+        let same_group = |resource: &Value| {
+            string_attr(resource, "id").as_deref() == Some(group.id.as_str())
+                && multi_valued_values(resource, "members").is_none_or(|members| members.iter().any(|m| m == member_id))
+        };
+        match self.filtered_query("Groups", &filter, Some("members"), &doing, &same_group) {
+            Ok(Filtered::Matched(resources)) => Ok(Some(!resources.is_empty())),
+            Ok(Filtered::Ignored) => {
+                self.learned.filters_ignored = true;
+                Ok(None)
+            }
+            Ok(Filtered::Rejected) => Ok(None),
+            Err(error) if error.kind != ErrorKind::Server && error.kind != ErrorKind::Protocol => Err(error),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Asks the membership filter about a member id no server holds, once per action: a server
+    /// that still finds the group ignores the member clause, and its matches mean nothing.
+    fn member_clause_honoured(&mut self, group: &Group) -> Result<bool, ActionError> {
+        if !self.learned.member_clause_checked {
+            let honoured = self.group_filtered_by_member(group, NO_SUCH_MEMBER)? == Some(false);
+            if !honoured {
+                self.log(LogLevel::Info, "the server ignores the member clause of group filters: reading members instead");
+            }
+            self.learned.member_clause_checked = true;
+            self.learned.membership_filter_unusable |= !honoured;
+        }
+        Ok(!self.learned.membership_filter_unusable)
     }
 
     /// The group's members, read once per action; `None` when the server does not list them.
@@ -512,12 +546,12 @@ impl<H: Host> ScimClient<'_, H> {
 /// The group filter that finds `group` only when `user` is a member: the RFC 7644 form, or on
 /// ZIA the form its documentation lists (`displayName eq .. and members.value eq ..`), since ZIA
 /// documents no `id` filter on groups.
-fn membership_filter(profile: Profile, group: &Group, user: &User) -> String {
+fn membership_filter(profile: Profile, group: &Group, member_id: &str) -> String {
     match (profile, &group.display_name) {
         (Profile::Zia, Some(name)) => {
-            format!("displayName eq {} and members.value eq {}", filter_string(name), filter_string(&user.id))
+            format!("displayName eq {} and members.value eq {}", filter_string(name), filter_string(member_id))
         }
-        _ => format!("id eq {} and members[value eq {}]", filter_string(&group.id), filter_string(&user.id)),
+        _ => format!("id eq {} and members[value eq {}]", filter_string(&group.id), filter_string(member_id)),
     }
 }
 
@@ -625,19 +659,36 @@ mod tests {
         }
     }
 
+    fn restricted_group() -> Group {
+        Group { id: "g1".into(), display_name: Some("Restricted".into()) }
+    }
+
+    fn user_without_groups() -> User {
+        User { id: "u1".into(), user_name: None, external_id: None, groups: None }
+    }
+
     #[test]
     fn on_zia_membership_is_asked_with_the_documented_group_filter() {
-        let mut server = Scripted {
-            answers: vec![json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]})],
-            seen: Vec::new(),
-        };
+        let found = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]});
+        let none = json!({"totalResults": 0, "Resources": []});
+        let mut server = Scripted { answers: vec![found, none], seen: Vec::new() };
         let provider = Provider { profile: Profile::Zia, ..provider() };
-        let group = Group { id: "g1".into(), display_name: Some("Restricted".into()) };
-        let user = User { id: "u1".into(), user_name: None, external_id: None, groups: None };
-        let membership = ScimClient::new(&mut server, &provider, 0).membership(&group, &user).unwrap();
-        assert_eq!(membership, Membership::Member);
+        let membership = ScimClient::new(&mut server, &provider, 0).membership(&restricted_group(), &user_without_groups());
+        assert_eq!(membership.unwrap(), Membership::Member);
         let url = &server.seen[0].url;
         assert!(url.contains("filter=displayName%20eq%20%22Restricted%22%20and%20members.value%20eq%20%22u1%22"), "{url}");
+        assert!(server.seen[1].url.contains(NO_SUCH_MEMBER), "the match is confirmed by a member no server holds");
+    }
+
+    #[test]
+    fn a_server_ignoring_the_member_clause_is_caught_and_members_are_read() {
+        let found = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]});
+        let group_with_members = json!({"id": "g1", "displayName": "Restricted", "members": [{"value": "u2"}]});
+        let mut server = Scripted { answers: vec![found.clone(), found, group_with_members], seen: Vec::new() };
+        let provider = provider();
+        let membership = ScimClient::new(&mut server, &provider, 0).membership(&restricted_group(), &user_without_groups());
+        assert_eq!(membership.unwrap(), Membership::NotMember, "alice is not among the members actually listed");
+        assert!(server.seen[2].url.contains("/Groups/g1"), "{}", server.seen[2].url);
     }
 
     #[test]
