@@ -151,6 +151,20 @@ fn add_falls_back_to_the_path_less_zia_form() {
 }
 
 #[test]
+fn on_zia_the_documented_path_less_add_is_sent_first() {
+    let (sim, _) = quirky(&[Quirk::PathlessAddOnly], &[]);
+    let mut provider = provider_entry("zia", &sim, GROUP);
+    provider["profile"] = json!("zia");
+    let config = write_json(&scratch_dir(), "config.json", &json!({"allow_http": true, "identity_providers": [provider]}));
+    let run = run_with(&config, &["add-to-group", "--user", ALICE]);
+    assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
+    let sent = patches(&sim);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0]["Operations"][0].get("path").is_none(), "{sent:?}");
+    assert_eq!(member_names(&sim), [ALICE]);
+}
+
+#[test]
 fn a_server_that_stores_duplicates_never_gets_one() {
     for quirks in [vec![Quirk::DuplicateMembers], vec![Quirk::DuplicateMembers, Quirk::NoUserGroups]] {
         let (sim, config) = quirky(&quirks, &[]);

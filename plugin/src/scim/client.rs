@@ -2,7 +2,7 @@
 //! retrying, and turns failures into typed errors a playbook can branch on.
 
 use crate::host::{Host, HttpError, LogLevel, Method, Request, Response};
-use crate::model::{ActionError, ErrorKind, Provider};
+use crate::model::{ActionError, ErrorKind, Profile, Provider};
 use crate::scim::response::{is_json_content_type, parse_error_body, quote, retry_after_ms};
 use serde_json::Value;
 
@@ -61,10 +61,12 @@ pub type Doing<'s> = &'s str;
 
 impl<'a, H: Host> ScimClient<'a, H> {
     pub fn new(host: &'a mut H, provider: &'a Provider, retry_after_cap_ms: u64) -> Self {
+        // ZIA documents only the path-less add: start with it there.
+        let learned = Learned { add_without_path: provider.profile == Profile::Zia, ..Learned::default() };
         ScimClient {
             host,
             provider,
-            learned: Learned::default(),
+            learned,
             base: provider.base_url.trim_end_matches('/').to_string(),
             retry_after_cap_ms,
             fatal: None,
