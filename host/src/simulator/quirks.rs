@@ -71,6 +71,6 @@ named! {
         TruncatedBody = "truncated-body": "bodies are shorter than their Content-Length, then the connection closes",
         Slow = "slow": "every answer is delayed 200 ms (a distant tenant)",
         ConflictOnce = "conflict-once": "the first PATCH answers 409 and changes nothing",
-        DropAfterChange = "drop-after-change": "every PATCH is applied, then its answer is cut off (connection dropped)",
+        DropAfterChange = "drop-after-change": "every PATCH that succeeds is applied, then its answer is cut off (connection dropped)",
     }
 }

@@ -161,7 +161,7 @@ impl Shared {
             return reply;
         }
         let answer = self.route(&request);
-        if self.has_fault(Fault::DropAfterChange) && request.method == "PATCH" {
+        if self.has_fault(Fault::DropAfterChange) && request.method == "PATCH" && (200..300).contains(&answer.status) {
             return cut_off_answer();
         }
         self.render(answer)
