@@ -6,6 +6,7 @@ mod guardrails;
 mod interop;
 mod loading;
 mod manifest;
+mod matrix;
 mod properties;
 mod proxy;
 mod resilience;

@@ -1,0 +1,109 @@
+//! Every quirk alone and with every other, and the recoverable faults with the quirks that
+//! shape a change: add, add again, check, remove, remove again, check, on a tenant with several
+//! users and groups and on one with a lone user and group. After every step the membership the
+//! server holds is what the outcome says.
+
+use serde_json::json;
+use soar_e2e::*;
+use soar_host::action::{ActionHost, ActionName, ActionRequest};
+use soar_host::simulator::{Fault, Quirk, Simulator};
+
+const ALICE: &str = "alice@corp.example";
+
+/// Quirk sets no client can act on: both remove forms refused, or membership unreadable (its
+/// own test in scim.rs shows what the plugin reports then).
+fn workable(quirks: &[Quirk]) -> bool {
+    !quirks.contains(&Quirk::NoMembership)
+        && !(quirks.contains(&Quirk::RfcRemoveRejected) && quirks.contains(&Quirk::EntraRemoveRejected))
+}
+
+fn tenant(lone: bool, quirks: &[Quirk], fault: Option<Fault>) -> Simulator {
+    let users: &[&str] = if lone { &[ALICE] } else { &[ALICE, "bob@corp.example", "carol@corp.example"] };
+    let sim = simulator(TOKEN, users, &[]);
+    if !lone {
+        let bob = user_id(&sim, "bob@corp.example");
+        sim.add_group("Contractors", &[bob.as_str()]);
+    }
+    for quirk in quirks {
+        sim.set_quirk(*quirk, true);
+    }
+    if let Some(fault) = fault {
+        sim.set_fault(fault, true);
+    }
+    sim
+}
+
+/// Runs the six steps; returns what went differently from the expected outcomes and membership.
+fn round_trip(host: &ActionHost, sim: &Simulator) -> Vec<String> {
+    let group = group_id(sim, GROUP);
+    let alice = user_id(sim, ALICE);
+    let steps = [
+        (ActionName::AddToGroup, "added", true),
+        (ActionName::AddToGroup, "already-member", true),
+        (ActionName::CheckMembership, "member", true),
+        (ActionName::RemoveFromGroup, "removed", false),
+        (ActionName::RemoveFromGroup, "not-member", false),
+        (ActionName::CheckMembership, "not-member", false),
+    ];
+    let mut wrong = Vec::new();
+    for (action, expected, member) in steps {
+        let mut request = ActionRequest::new(action);
+        request.users = vec![ALICE.to_string()];
+        let report = host.run(&request);
+        let user = &report.document["providers"][0]["users"][0];
+        let members = sim.members(&group);
+        let expected_members = if member { vec![alice.clone()] } else { Vec::new() };
+        if user["outcome"] != json!(expected) || members != expected_members || report.exit_code != 0 {
+            wrong.push(format!(
+                "{action:?}: exit {}, outcome {}, error {}, members {members:?}",
+                report.exit_code, user["outcome"], user["error"]
+            ));
+        }
+    }
+    wrong
+}
+
+fn check(cases: Vec<(bool, Vec<Quirk>, Option<Fault>)>) {
+    let runtime = real_runtime();
+    let mut failures = Vec::new();
+    for (lone, quirks, fault) in cases {
+        let sim = tenant(lone, &quirks, fault);
+        let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
+        let host = action_host(runtime.clone(), &config).0;
+        for wrong in round_trip(&host, &sim) {
+            failures.push(format!("lone user {lone}, quirks {quirks:?}, fault {fault:?}: {wrong}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} wrong steps:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_quirk_and_pair_of_quirks_keeps_membership_as_reported() {
+    let mut sets: Vec<Vec<Quirk>> = vec![Vec::new()];
+    for (index, first) in Quirk::ALL.iter().enumerate() {
+        sets.push(vec![*first]);
+        sets.extend(Quirk::ALL[index + 1..].iter().map(|second| vec![*first, *second]));
+    }
+    let cases = [false, true]
+        .into_iter()
+        .flat_map(|lone| sets.iter().filter(|quirks| workable(quirks)).map(move |quirks| (lone, quirks.clone(), None)))
+        .collect();
+    check(cases);
+}
+
+#[test]
+fn recoverable_faults_with_the_quirks_that_shape_a_change_keep_membership_as_reported() {
+    let shaping = [
+        Vec::new(),
+        vec![Quirk::DuplicateMembers],
+        vec![Quirk::DuplicateMembers, Quirk::NoUserGroups],
+        vec![Quirk::FilterIgnored, Quirk::NoUserGroups],
+        vec![Quirk::PathlessAddOnly],
+        vec![Quirk::RfcRemoveRejected],
+    ];
+    let cases = [Fault::ConflictOnce, Fault::DropAfterChange]
+        .into_iter()
+        .flat_map(|fault| shaping.iter().map(move |quirks| (true, quirks.clone(), Some(fault))))
+        .collect();
+    check(cases);
+}
