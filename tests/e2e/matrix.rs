@@ -17,9 +17,10 @@ fn workable(quirks: &[Quirk]) -> bool {
         && !(quirks.contains(&Quirk::RfcRemoveRejected) && quirks.contains(&Quirk::EntraRemoveRejected))
 }
 
-fn tenant(lone: bool, quirks: &[Quirk], fault: Option<Fault>) -> Simulator {
+/// A tenant whose restricted group holds `members`, with the quirks and fault on.
+fn tenant(lone: bool, members: &[&str], quirks: &[Quirk], fault: Option<Fault>) -> Simulator {
     let users: &[&str] = if lone { &[ALICE] } else { &[ALICE, "bob@corp.example", "carol@corp.example"] };
-    let sim = simulator(TOKEN, users, &[]);
+    let sim = simulator(TOKEN, users, members);
     if !lone {
         let bob = user_id(&sim, "bob@corp.example");
         sim.add_group("Contractors", &[bob.as_str()]);
@@ -67,7 +68,7 @@ fn check(cases: Vec<(bool, Vec<Quirk>, Option<Fault>)>) {
     let runtime = real_runtime();
     let mut failures = Vec::new();
     for (lone, quirks, fault) in cases {
-        let sim = tenant(lone, &quirks, fault);
+        let sim = tenant(lone, &[], &quirks, fault);
         let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
         let host = action_host(runtime.clone(), &config).0;
         for wrong in round_trip(&host, &sim) {
@@ -106,4 +107,38 @@ fn recoverable_faults_with_the_quirks_that_shape_a_change_keep_membership_as_rep
         .flat_map(|fault| shaping.iter().map(move |quirks| (true, quirks.clone(), Some(fault))))
         .collect();
     check(cases);
+}
+
+#[test]
+fn a_mixed_batch_under_every_quirk_changes_exactly_who_it_reports() {
+    const BOB: &str = "bob@corp.example";
+    const NOBODY: &str = "nobody@corp.example";
+    let runtime = real_runtime();
+    let mut failures = Vec::new();
+    for quirk in Quirk::ALL.iter().filter(|quirk| workable(&[**quirk])) {
+        let sim = tenant(false, &[ALICE], &[*quirk], None);
+        let group = group_id(&sim, GROUP);
+        let (alice, bob) = (user_id(&sim, ALICE), user_id(&sim, BOB));
+        let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
+        let host = action_host(runtime.clone(), &config).0;
+        let mut run = |action, expected: [&str; 3], members: Vec<String>| {
+            let mut request = ActionRequest::new(action);
+            request.users = vec![ALICE.to_string(), BOB.to_string(), NOBODY.to_string()];
+            let report = host.run(&request);
+            let users = &report.document["providers"][0]["users"];
+            let seen: Vec<String> = (0..3)
+                .map(|n| users[n]["outcome"].as_str().or(users[n]["error"]["kind"].as_str()).unwrap_or("?").to_string())
+                .collect();
+            let mut held = sim.members(&group);
+            held.sort();
+            if seen != expected || held != members || report.exit_code != 3 {
+                failures.push(format!("{quirk:?} {action:?}: exit {}, outcomes {seen:?}, members {held:?}", report.exit_code));
+            }
+        };
+        let mut both = vec![alice.clone(), bob.clone()];
+        both.sort();
+        run(ActionName::AddToGroup, ["already-member", "added", "user-not-found"], both);
+        run(ActionName::RemoveFromGroup, ["removed", "removed", "user-not-found"], Vec::new());
+    }
+    assert!(failures.is_empty(), "{} wrong batches:\n{}", failures.len(), failures.join("\n"));
 }
