@@ -251,22 +251,24 @@ impl ActionHost {
         } else {
             Vec::new()
         };
-        let _changing_across_processes = if changes && !request.dry_run {
-            match self.lock_groups_across_processes(providers, started, context.limits.deadline_ms) {
-                Ok(held) => held,
-                Err(failure) => return failure_report(request, false, 0, &failure, providers, call),
-            }
+        let across_processes = if changes && !request.dry_run {
+            self.lock_groups_across_processes(providers, started, context.limits.deadline_ms)
         } else {
-            None
+            Ok(None)
         };
-        // Waiting for another change counts against this action's deadline.
-        let waited_ms = started.elapsed().as_millis() as u64;
-        context.limits.deadline_ms = context.limits.deadline_ms.saturating_sub(waited_ms).max(1);
-        let invocation = self.runtime.invoke(call, &context);
         let dry_run = request.dry_run && request.action.takes_users();
-        let mut report = match invocation.result {
-            Ok(result) => result_report(request, dry_run, invocation.http_requests, &result),
-            Err(failure) => failure_report(request, dry_run, invocation.http_requests, &failure, providers, call),
+        let mut report = match across_processes {
+            Ok(_held_until_reported) => {
+                // Waiting for another change counts against this action's deadline.
+                let waited_ms = started.elapsed().as_millis() as u64;
+                context.limits.deadline_ms = context.limits.deadline_ms.saturating_sub(waited_ms).max(1);
+                let invocation = self.runtime.invoke(call, &context);
+                match invocation.result {
+                    Ok(result) => result_report(request, dry_run, invocation.http_requests, &result),
+                    Err(failure) => failure_report(request, dry_run, invocation.http_requests, &failure, providers, call),
+                }
+            }
+            Err(failure) => failure_report(request, dry_run, 0, &failure, providers, call),
         };
         if let Some(audit) = audit.as_mut() {
             let audit_context = AuditContext {
@@ -283,9 +285,7 @@ impl ActionHost {
         }
         report
     }
-}
 
-impl ActionHost {
     /// The cross-process locks of the providers' groups, waited for until the deadline. A lock
     /// folder that cannot be used costs only the exclusion between processes, with a warning.
     fn lock_groups_across_processes(

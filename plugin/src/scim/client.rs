@@ -146,7 +146,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
                 return self.finish(outcome, doing).map(Sent::Answer);
             };
             if hand_back_maybe_applied && may_have_been_applied(&outcome) {
-                let error = self.give_up(outcome, None, doing, "no answer came back, so the change may have been applied");
+                let error = self.give_up(outcome, None, doing, "the server's own answer never came, so the change may have been applied");
                 return Ok(Sent::MaybeApplied { error, wait_ms });
             }
             if attempt >= self.provider.max_retries {
@@ -167,7 +167,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
     /// Waits before checking and resending a change whose answer was lost; false when the
     /// action's deadline comes first.
     pub fn wait_before_resending(&mut self, wait_ms: u64, doing: Doing) -> bool {
-        self.log(LogLevel::Warn, &format!("{doing}: no answer came back; checking membership in {wait_ms} ms before resending"));
+        self.log(LogLevel::Warn, &format!("{doing}: checking membership in {wait_ms} ms before sending the change again"));
         self.host.sleep(wait_ms)
     }
 
