@@ -251,8 +251,8 @@ fn concurrent_soar_host_processes_adding_one_user_leave_one_member_entry() {
 
 #[test]
 fn a_change_waits_for_another_process_holding_the_group_and_gives_up_at_the_deadline() {
-    let (sim, config) = faulty(Fault::Slow);
-    sim.set_fault(Fault::Slow, false);
+    let sim = simulator(TOKEN, &[ALICE], &[]);
+    let config = write_config(&scratch_dir(), &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({}));
     let locks = GroupLocks::new(Some(cli_cache_home().join("soar-host/locks")));
     let held = locks
         .acquire(vec![GroupLocks::key(&sim.base_url(), GROUP)], Instant::now())
