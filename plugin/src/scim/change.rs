@@ -111,14 +111,13 @@ impl<H: Host> ScimClient<'_, H> {
         };
         let error = match self.patch_either_form(change, group, users) {
             Ok(()) => return vec![Ok(done); users.len()],
-            Err(PatchFailure::MaybeApplied { error, wait_ms }) if rounds.resends_left > 0 => {
-                if !self.wait_before_resending(wait_ms, &error.message) {
+            Err(PatchFailure::MaybeApplied { error, wait_ms }) => {
+                if rounds.resends_left == 0 || !self.wait_before_resending(wait_ms, &error.message) {
                     return vec![Err(self.remember_if_fatal(error)); users.len()];
                 }
                 let rounds = Rounds { resends_left: rounds.resends_left - 1, ..rounds };
                 return self.change_after_doubt(change, group, users, Doubt::AnswerLost, rounds);
             }
-            Err(PatchFailure::MaybeApplied { error, .. }) => return vec![Err(self.remember_if_fatal(error)); users.len()],
             Err(PatchFailure::Refused(error)) => error,
         };
         if change == Change::Add && error.status == Some(409) && !rounds.conflict_checked {

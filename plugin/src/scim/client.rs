@@ -24,8 +24,8 @@ pub struct Learned {
     pub or_filter_unusable: bool,
     /// `filter=id eq ".." and members[value eq ".."]` is refused or misread.
     pub membership_filter_unusable: bool,
-    /// The membership filter was asked about a member no server holds.
-    pub member_clause_checked: bool,
+    /// The membership filter was asked about a member no server holds and did not find it.
+    pub member_clause_honoured: bool,
     /// The group's `members`, once read: `Some(None)` when the server does not list them.
     pub group_members: Option<Option<Vec<String>>>,
     /// The add form that worked: `path: members` (false) or ZIA's path-less form (true).
@@ -87,11 +87,11 @@ impl<'a, H: Host> ScimClient<'a, H> {
         format!("{}{path_and_query}", self.base)
     }
 
-    /// Sends a read, retrying 429, 502, 503, 504 and connection failures with backoff. Returns
+    /// Sends a GET, retrying 429, 502, 503, 504 and connection failures with backoff. Returns
     /// any answer the server finally gave, whatever its status, or the error that kept it from
     /// answering.
-    pub fn send(&mut self, method: Method, path_and_query: &str, doing: Doing) -> Result<Response, ActionError> {
-        match self.send_attempts(method, path_and_query, None, false, false, doing)? {
+    pub fn send_read(&mut self, path_and_query: &str, doing: Doing) -> Result<Response, ActionError> {
+        match self.send_attempts(Method::Get, path_and_query, None, false, false, doing)? {
             Sent::Answer(response) => Ok(response),
             Sent::MaybeApplied { error, .. } => Err(error),
         }

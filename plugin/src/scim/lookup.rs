@@ -3,7 +3,7 @@
 //! makes us act on the wrong object.
 
 use crate::encode::{eq_filter, filter_string, path_segment, query};
-use crate::host::{Host, LogLevel, Method};
+use crate::host::{Host, LogLevel};
 use crate::model::{ActionError, ErrorKind, Profile, UserRef};
 use crate::scim::client::{Doing, ScimClient};
 use crate::scim::response::{multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User};
@@ -56,7 +56,7 @@ impl<H: Host> ScimClient<'_, H> {
             [] => path.to_string(),
             _ => format!("{path}?{}", query(pairs)),
         };
-        let response = self.send(Method::Get, &with_query(&kept), doing)?;
+        let response = self.send_read(&with_query(&kept), doing)?;
         let about_filter = parse_error_body(&response.body).scim_type.is_some_and(|t| t.eq_ignore_ascii_case("invalidFilter"));
         if response.status != 400 || !projected || self.learned.projection_refused || about_filter {
             return Ok(response);
@@ -64,7 +64,7 @@ impl<H: Host> ScimClient<'_, H> {
         self.learned.projection_refused = true;
         self.log(LogLevel::Info, "the server refuses attributes/excludedAttributes; reading whole resources");
         let plain: Vec<(&str, &str)> = params.iter().copied().filter(|(name, _)| !is_projection(name)).collect();
-        self.send(Method::Get, &with_query(&plain), doing)
+        self.send_read(&with_query(&plain), doing)
     }
 
     /// `GET /{resource}?{params}`; with a filter, 400 and 501 mean the filter is refused.
@@ -492,18 +492,17 @@ impl<H: Host> ScimClient<'_, H> {
         }
     }
 
-    /// Asks the membership filter about a member id no server holds, once per action: a server
-    /// that still finds the group ignores the member clause, and its matches mean nothing.
+    /// Whether the server honours the member clause of group filters, asked once per action
+    /// about a member id no server holds: a server that still finds the group ignores the
+    /// clause, and its matches mean nothing (the caller then stops using the filter).
     fn member_clause_honoured(&mut self, group: &Group) -> Result<bool, ActionError> {
-        if !self.learned.member_clause_checked {
-            let honoured = self.group_filtered_by_member(group, NO_SUCH_MEMBER)? == Some(false);
-            if !honoured {
+        if !self.learned.member_clause_honoured {
+            self.learned.member_clause_honoured = self.group_filtered_by_member(group, NO_SUCH_MEMBER)? == Some(false);
+            if !self.learned.member_clause_honoured {
                 self.log(LogLevel::Info, "the server ignores the member clause of group filters: reading members instead");
             }
-            self.learned.member_clause_checked = true;
-            self.learned.membership_filter_unusable |= !honoured;
         }
-        Ok(!self.learned.membership_filter_unusable)
+        Ok(self.learned.member_clause_honoured)
     }
 
     /// The group's members, read once per action; `None` when the server does not list them.
