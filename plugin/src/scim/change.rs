@@ -238,42 +238,16 @@ impl<H: Host> ScimClient<'_, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{HttpError, Request, Response};
-    use crate::model::{Profile, Provider};
-
-    /// A server scripted below the HTTP trait: each request gets the next (status, body).
-    struct Scripted {
-        answers: Vec<(u16, Value)>,
-        seen: Vec<String>,
-    }
-
-    impl Host for Scripted {
-        fn send(&mut self, request: Request) -> Result<Response, HttpError> {
-            self.seen.push(format!("{:?} {}", request.method, request.url));
-            let (status, body) = self.answers.remove(0);
-            let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
-            Ok(Response { status, headers: Vec::new(), body })
-        }
-        fn sleep(&mut self, _ms: u64) -> bool {
-            true
-        }
-        fn log(&mut self, _level: LogLevel, _message: &str) {}
-    }
+    use crate::model::Provider;
+    use crate::scim::scripted::{provider, Scripted};
 
     fn add_alice(answers: Vec<(u16, Value)>) -> (Vec<Result<UserOutcome, ActionError>>, Vec<String>) {
-        let provider = Provider {
-            name: "p".into(),
-            base_url: "https://scim.example/v2".into(),
-            restricted_group: None,
-            restricted_group_id: Some("g1".into()),
-            profile: Profile::Generic,
-            max_retries: 2,
-        };
+        let provider = Provider { restricted_group: None, restricted_group_id: Some("g1".into()), max_retries: 2, ..provider() };
         let group = Group { id: "g1".into(), display_name: None };
         let alice = User { id: "u1".into(), user_name: Some("alice@corp.example".into()), external_id: None, groups: Some(Vec::new()) };
-        let mut server = Scripted { answers, seen: Vec::new() };
+        let mut server = Scripted::new(answers);
         let outcomes = ScimClient::new(&mut server, &provider, 0).add_members(&group, &[&alice]);
-        (outcomes, server.seen)
+        (outcomes, server.lines())
     }
 
     #[test]
@@ -290,7 +264,6 @@ mod tests {
         assert_eq!(outcomes, [Ok(UserOutcome::Added)]);
         assert_eq!(seen, ["Patch https://scim.example/v2/Groups/g1", "Patch https://scim.example/v2/Groups/g1"]);
     }
-
 
     #[test]
     fn bodies_have_the_documented_shapes() {

@@ -617,38 +617,9 @@ impl Attribute {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{HttpError, Request, Response};
-    use crate::model::{Profile, Provider};
+    use crate::model::Provider;
+    use crate::scim::scripted::{provider, Scripted};
     use serde_json::json;
-
-    /// A server scripted below the HTTP trait: each request gets the next answer.
-    struct Scripted {
-        answers: Vec<Value>,
-        seen: Vec<Request>,
-    }
-
-    impl Host for Scripted {
-        fn send(&mut self, request: Request) -> Result<Response, HttpError> {
-            self.seen.push(request);
-            let body = self.answers.remove(0);
-            Ok(Response { status: 200, headers: Vec::new(), body: body.to_string().into_bytes() })
-        }
-        fn sleep(&mut self, _ms: u64) -> bool {
-            true
-        }
-        fn log(&mut self, _level: LogLevel, _message: &str) {}
-    }
-
-    fn provider() -> Provider {
-        Provider {
-            name: "p".into(),
-            base_url: "https://scim.example/v2".into(),
-            restricted_group: Some("G".into()),
-            restricted_group_id: None,
-            profile: Profile::Generic,
-            max_retries: 0,
-        }
-    }
 
     fn page(ids: &[&str], total: Option<u64>) -> Value {
         let resources: Vec<Value> = ids.iter().map(|id| json!({"id": id, "userName": format!("{id}@corp.example")})).collect();
@@ -670,7 +641,7 @@ mod tests {
     fn on_zia_membership_is_asked_with_the_documented_group_filter() {
         let found = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]});
         let none = json!({"totalResults": 0, "Resources": []});
-        let mut server = Scripted { answers: vec![found, none], seen: Vec::new() };
+        let mut server = Scripted::ok(vec![found, none]);
         let provider = Provider { profile: Profile::Zia, ..provider() };
         let membership = ScimClient::new(&mut server, &provider, 0).membership(&restricted_group(), &user_without_groups());
         assert_eq!(membership.unwrap(), Membership::Member);
@@ -683,7 +654,7 @@ mod tests {
     fn a_server_ignoring_the_member_clause_is_caught_and_members_are_read() {
         let found = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]});
         let group_with_members = json!({"id": "g1", "displayName": "Restricted", "members": [{"value": "u2"}]});
-        let mut server = Scripted { answers: vec![found.clone(), found, group_with_members], seen: Vec::new() };
+        let mut server = Scripted::ok(vec![found.clone(), found, group_with_members]);
         let provider = provider();
         let membership = ScimClient::new(&mut server, &provider, 0).membership(&restricted_group(), &user_without_groups());
         assert_eq!(membership.unwrap(), Membership::NotMember, "alice is not among the members actually listed");
@@ -692,7 +663,7 @@ mod tests {
 
     #[test]
     fn without_total_results_pages_are_read_until_an_empty_one() {
-        let mut server = Scripted { answers: vec![page(&["a"], None), page(&["b"], None), page(&[], None)], seen: Vec::new() };
+        let mut server = Scripted::ok(vec![page(&["a"], None), page(&["b"], None), page(&[], None)]);
         let provider = provider();
         let mut scim = ScimClient::new(&mut server, &provider, 0);
         let mut ids = Vec::new();
@@ -709,7 +680,7 @@ mod tests {
     #[test]
     fn a_server_that_ignores_start_index_is_caught_not_looped() {
         let answers = vec![page(&["a", "b"], Some(10)); 5];
-        let mut server = Scripted { answers, seen: Vec::new() };
+        let mut server = Scripted::ok(answers);
         let provider = provider();
         let mut scim = ScimClient::new(&mut server, &provider, 0);
         let error = scim.scan("Users", None, "reading every user", |_| false).unwrap_err();

@@ -4,3 +4,5 @@ pub mod change;
 pub mod client;
 pub mod lookup;
 pub mod response;
+#[cfg(test)]
+pub mod scripted;
