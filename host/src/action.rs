@@ -158,7 +158,7 @@ impl ActionHost {
                 .collect(),
         }));
         let change_locks = config.providers.iter().map(|p| (p.name.clone(), Mutex::new(()))).collect();
-        let lock_dir = config.cache_dir.clone().or_else(cache::default_cache_dir).map(|dir| dir.join("locks"));
+        let lock_dir = cache::cache_dir(config.cache_dir.as_deref()).map(|dir| dir.join("locks"));
         ActionHost {
             runtime,
             config,

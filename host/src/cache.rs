@@ -39,8 +39,11 @@ pub fn cache_key(engine: &Engine, component_sha256: &str) -> String {
     hex(&hasher.0.finalize())
 }
 
-/// `$XDG_CACHE_HOME/soar-host`, else `~/.cache/soar-host`.
-pub fn default_cache_dir() -> Option<PathBuf> {
+/// The configured cache folder, else `$XDG_CACHE_HOME/soar-host`, else `~/.cache/soar-host`.
+pub fn cache_dir(configured: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = configured {
+        return Some(dir.to_path_buf());
+    }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

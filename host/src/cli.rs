@@ -298,7 +298,7 @@ fn default_plugin_path() -> PathBuf {
 
 fn load_plugin(globals: &Globals, config: Option<&Config>) -> Result<PluginRuntime, Refusal> {
     let path = globals.plugin.clone().unwrap_or_else(default_plugin_path);
-    let cache_dir = config.and_then(|c| c.cache_dir.clone()).or_else(cache::default_cache_dir);
+    let cache_dir = cache::cache_dir(config.and_then(|c| c.cache_dir.as_deref()));
     let options = LoadOptions {
         cache_dir: cache_dir.as_deref(),
         expected_sha256: config.and_then(|c| c.plugin_sha256.as_deref()),

@@ -6,7 +6,7 @@
 
 use crate::cache::{create_private_dir, sha256_hex};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How often a held lock is tried again.
@@ -42,12 +42,16 @@ impl GroupLocks {
         };
         keys.sort();
         keys.dedup();
+        let unavailable = |error: std::io::Error| LockFailure::Unavailable(format!("{}: {error}", dir.display()));
+        create_private_dir(dir).map_err(unavailable)?;
         let mut files = Vec::with_capacity(keys.len());
         for key in keys {
-            let file = match open_lock_file(dir, &key) {
-                Ok(file) => file,
-                Err(error) => return Err(LockFailure::Unavailable(format!("{}: {error}", dir.display()))),
-            };
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(format!("{key}.lock")))
+                .map_err(unavailable)?;
             wait_for(&file, deadline)?;
             files.push(file);
         }
@@ -62,11 +66,6 @@ pub enum LockFailure {
     Unavailable(String),
     /// Another process held the lock until the deadline.
     TimedOut,
-}
-
-fn open_lock_file(dir: &Path, key: &str) -> std::io::Result<File> {
-    create_private_dir(dir)?;
-    OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(format!("{key}.lock")))
 }
 
 fn wait_for(file: &File, deadline: Instant) -> Result<(), LockFailure> {
