@@ -241,8 +241,9 @@ impl ActionHost {
             log: self.log.clone(),
         };
         let started = Instant::now();
+        let exclusive = changes && !request.dry_run;
         // Locks are taken in config order, so two actions never wait on each other in a cycle.
-        let _changing: Vec<MutexGuard<()>> = if changes && !request.dry_run {
+        let _changing: Vec<MutexGuard<()>> = if exclusive {
             self.change_locks
                 .iter()
                 .filter(|(name, _)| providers.iter().any(|p| &p.name == name))
@@ -251,10 +252,10 @@ impl ActionHost {
         } else {
             Vec::new()
         };
-        let across_processes = if changes && !request.dry_run {
+        let across_processes = if exclusive {
             self.lock_groups_across_processes(providers, started, context.limits.deadline_ms)
         } else {
-            Ok(None)
+            Ok(HeldLocks::none())
         };
         let dry_run = request.dry_run && request.action.takes_users();
         let mut report = match across_processes {
@@ -293,7 +294,7 @@ impl ActionHost {
         providers: &[&ProviderConfig],
         started: Instant,
         deadline_ms: u64,
-    ) -> Result<Option<HeldLocks>, PluginFailure> {
+    ) -> Result<HeldLocks, PluginFailure> {
         let keys = providers
             .iter()
             .map(|p| {
@@ -302,13 +303,13 @@ impl ActionHost {
             })
             .collect();
         match self.group_locks.acquire(keys, started + Duration::from_millis(deadline_ms)) {
-            Ok(held) => Ok(Some(held)),
+            Ok(held) => Ok(held),
             Err(LockFailure::Unavailable(why)) => {
                 let message = format!(
                     "the group lock folder cannot be used ({why}); changes from other soar-host processes are not kept apart: set cache_dir to a writable folder"
                 );
                 (self.log)(&LogRecord { level: LogLevel::Warn, message });
-                Ok(None)
+                Ok(HeldLocks::none())
             }
             Err(LockFailure::TimedOut) => Err(PluginFailure {
                 kind: ErrorKind::Timeout,

@@ -22,6 +22,13 @@ pub struct HeldLocks {
     _files: Vec<File>,
 }
 
+impl HeldLocks {
+    /// Holding nothing: reads, dry runs, or no usable lock folder.
+    pub fn none() -> Self {
+        HeldLocks { _files: Vec::new() }
+    }
+}
+
 impl GroupLocks {
     /// Locks under `dir`; `None` turns cross-process locking off.
     pub fn new(dir: Option<PathBuf>) -> Self {
@@ -38,7 +45,7 @@ impl GroupLocks {
     /// costs only the cross-process exclusion, which the warning says.
     pub fn acquire(&self, mut keys: Vec<String>, deadline: Instant) -> Result<HeldLocks, LockFailure> {
         let Some(dir) = &self.dir else {
-            return Ok(HeldLocks { _files: Vec::new() });
+            return Ok(HeldLocks::none());
         };
         keys.sort();
         keys.dedup();
