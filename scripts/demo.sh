@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-plugin.sh
-cargo run --quiet -p soar-host -- demo "$@"
+cargo run --quiet -p soar-host-cli -- demo "$@"

@@ -1,8 +1,8 @@
 //! The four actions, run provider by provider: find the group, find the users, read
 //! membership, change only what must change.
 
-use crate::host::Host;
-use crate::model::{
+use soar_types::host::Host;
+use soar_types::model::{
     ActionError, ActionResult, ErrorKind, GroupRef, MembershipRequest, Provider, ProviderOutcome, ProviderResult,
     Settings, UserOutcome, UserRef, UserResult,
 };
@@ -10,14 +10,8 @@ use crate::scim::client::ScimClient;
 use crate::scim::lookup::Membership;
 use crate::scim::response::{Group, User};
 use crate::summary::{connection_status, membership_status};
-use crate::user_ref::check_user_ref;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MembershipAction {
-    Add,
-    Remove,
-    Check,
-}
+use soar_types::user_ref::check_user_ref;
+use soar_types::Action;
 
 pub fn test_connection(host: &mut impl Host, settings: &Settings) -> ActionResult {
     let providers: Vec<ProviderResult> = settings
@@ -40,7 +34,11 @@ pub fn test_connection(host: &mut impl Host, settings: &Settings) -> ActionResul
     ActionResult { status, providers }
 }
 
-pub fn run_membership_action(host: &mut impl Host, request: &MembershipRequest, action: MembershipAction) -> ActionResult {
+/// Runs `action`; test-connection reads only the request's settings.
+pub fn run(host: &mut impl Host, action: Action, request: &MembershipRequest) -> ActionResult {
+    if action == Action::TestConnection {
+        return test_connection(host, &request.settings);
+    }
     let mut providers: Vec<ProviderResult> = request
         .settings
         .providers
@@ -91,9 +89,9 @@ fn protecting<'p>(protected: &'p [UserRef], user: &User) -> Option<&'p UserRef> 
     protected.iter().find(|entry| known.iter().flatten().any(|k| entry.names(k)))
 }
 
-fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipRequest, action: MembershipAction) -> ProviderResult {
+fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipRequest, action: Action) -> ProviderResult {
     let (users, dry_run) = (&request.users, request.dry_run);
-    let guarded = action == MembershipAction::Add;
+    let guarded = action == Action::AddToGroup;
     let mut results: Vec<UserResult> = users.iter().map(UserResult::pending).collect();
     let mut result = provider_result(scim.provider, Vec::new());
     if users.is_empty() {
@@ -161,12 +159,12 @@ fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipReques
         };
         let verified = membership != Membership::Unknown;
         let settled = match (action, membership) {
-            (MembershipAction::Check, Membership::Member) => Some(UserOutcome::Member),
-            (MembershipAction::Check, Membership::NotMember) => Some(UserOutcome::NotMember),
-            (MembershipAction::Add, Membership::Member) => Some(UserOutcome::AlreadyMember),
-            (MembershipAction::Remove, Membership::NotMember) => Some(UserOutcome::NotMember),
-            (MembershipAction::Add, _) if dry_run => Some(UserOutcome::WouldAdd),
-            (MembershipAction::Remove, _) if dry_run => Some(UserOutcome::WouldRemove),
+            (Action::CheckMembership, Membership::Member) => Some(UserOutcome::Member),
+            (Action::CheckMembership, Membership::NotMember) => Some(UserOutcome::NotMember),
+            (Action::AddToGroup, Membership::Member) => Some(UserOutcome::AlreadyMember),
+            (Action::RemoveFromGroup, Membership::NotMember) => Some(UserOutcome::NotMember),
+            (Action::AddToGroup, _) if dry_run => Some(UserOutcome::WouldAdd),
+            (Action::RemoveFromGroup, _) if dry_run => Some(UserOutcome::WouldRemove),
             _ => None,
         };
         for &index in indices {
@@ -178,7 +176,7 @@ fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipReques
                     results[index].outcome = Some(outcome);
                 }
             }
-            None if action == MembershipAction::Check => {
+            None if action == Action::CheckMembership => {
                 let error = ActionError::new(
                     ErrorKind::Server,
                     format!(
@@ -198,7 +196,7 @@ fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipReques
     if !to_change.is_empty() {
         let users_to_change: Vec<&User> = to_change.iter().map(|(user, _)| *user).collect();
         let outcomes = match action {
-            MembershipAction::Add => scim.add_members(&group, &users_to_change),
+            Action::AddToGroup => scim.add_members(&group, &users_to_change),
             _ => scim.remove_members(&group, &users_to_change),
         };
         for ((_, indices), outcome) in to_change.iter().zip(outcomes) {

@@ -1,8 +1,10 @@
 //! Binds the plugin to the WIT world `soar:restricted-group/plugin`: converts WIT records to the
 //! plain Rust model and back, and implements [`Host`] with the WIT imports.
 
-use crate::host::{self, Host};
-use crate::{manifest, model};
+use crate::manifest;
+use soar_types::host::{self, Host};
+use soar_types::model;
+use soar_types::{error_kind_variants, map_variants, profile_variants, status_variants, user_outcome_variants, Action};
 
 wit_bindgen::generate!({
     world: "plugin",
@@ -71,15 +73,15 @@ impl wit_actions::Guest for Plugin {
     }
 
     fn add_to_group(request: types::MembershipRequest) -> types::ActionResult {
-        run(request, crate::MembershipAction::Add)
+        run(request, Action::AddToGroup)
     }
 
     fn remove_from_group(request: types::MembershipRequest) -> types::ActionResult {
-        run(request, crate::MembershipAction::Remove)
+        run(request, Action::RemoveFromGroup)
     }
 
     fn check_membership(request: types::MembershipRequest) -> types::ActionResult {
-        run(request, crate::MembershipAction::Check)
+        run(request, Action::CheckMembership)
     }
 
     fn describe() -> wit_actions::Manifest {
@@ -87,14 +89,14 @@ impl wit_actions::Guest for Plugin {
     }
 }
 
-fn run(request: types::MembershipRequest, action: crate::MembershipAction) -> types::ActionResult {
+fn run(request: types::MembershipRequest, action: Action) -> types::ActionResult {
     let request = model::MembershipRequest {
         settings: from_wit_settings(request.settings),
         users: request.users.into_iter().map(from_wit_user).collect(),
         dry_run: request.dry_run,
         protected: request.protected.into_iter().map(from_wit_user).collect(),
     };
-    to_wit_result(crate::run_membership_action(&mut Imports, &request, action))
+    to_wit_result(crate::run(&mut Imports, action, &request))
 }
 
 fn from_wit_settings(settings: types::Settings) -> model::Settings {
@@ -107,11 +109,7 @@ fn from_wit_settings(settings: types::Settings) -> model::Settings {
                 base_url: provider.base_url,
                 restricted_group: provider.restricted_group,
                 restricted_group_id: provider.restricted_group_id,
-                profile: match provider.profile {
-                    types::Profile::Zpa => model::Profile::Zpa,
-                    types::Profile::Zia => model::Profile::Zia,
-                    types::Profile::Generic => model::Profile::Generic,
-                },
+                profile: profile_variants! { map_variants!(provider.profile, types::Profile => model::Profile;) },
                 max_retries: provider.max_retries,
             })
             .collect(),
@@ -129,11 +127,7 @@ fn from_wit_user(user: types::UserRef) -> model::UserRef {
 
 fn to_wit_result(result: model::ActionResult) -> types::ActionResult {
     types::ActionResult {
-        status: match result.status {
-            model::Status::Success => types::Status::Success,
-            model::Status::Partial => types::Status::Partial,
-            model::Status::Failed => types::Status::Failed,
-        },
+        status: status_variants! { map_variants!(result.status, model::Status => types::Status;) },
         providers: result
             .providers
             .into_iter()
@@ -162,47 +156,11 @@ fn to_wit_result(result: model::ActionResult) -> types::ActionResult {
 }
 
 fn to_wit_outcome(outcome: model::UserOutcome) -> types::UserOutcome {
-    use model::UserOutcome as M;
-    use types::UserOutcome as W;
-    match outcome {
-        M::Added => W::Added,
-        M::AlreadyMember => W::AlreadyMember,
-        M::Removed => W::Removed,
-        M::NotMember => W::NotMember,
-        M::WouldAdd => W::WouldAdd,
-        M::WouldRemove => W::WouldRemove,
-        M::Member => W::Member,
-        M::NotInProvider => W::NotInProvider,
-    }
+    user_outcome_variants! { map_variants!(outcome, model::UserOutcome => types::UserOutcome;) }
 }
 
 fn to_wit_error(error: model::ActionError) -> types::Error {
-    use model::ErrorKind as M;
-    use types::ErrorKind as W;
-    let kind = match error.kind {
-        M::InvalidInput => W::InvalidInput,
-        M::InvalidConfig => W::InvalidConfig,
-        M::AuthFailed => W::AuthFailed,
-        M::UserNotFound => W::UserNotFound,
-        M::GroupNotFound => W::GroupNotFound,
-        M::AmbiguousGroup => W::AmbiguousGroup,
-        M::RateLimited => W::RateLimited,
-        M::Denied => W::Denied,
-        M::Timeout => W::Timeout,
-        M::Transport => W::Transport,
-        M::Tls => W::Tls,
-        M::TooLarge => W::TooLarge,
-        M::Redirect => W::Redirect,
-        M::Server => W::Server,
-        M::Protocol => W::Protocol,
-        M::LookupLimit => W::LookupLimit,
-        M::ProtectedUser => W::ProtectedUser,
-        M::PluginLoad => W::PluginLoad,
-        M::PluginTimeout => W::PluginTimeout,
-        M::PluginOutOfMemory => W::PluginOutOfMemory,
-        M::PluginPanicked => W::PluginPanicked,
-        M::PluginTrapped => W::PluginTrapped,
-    };
+    let kind = error_kind_variants! { map_variants!(error.kind, model::ErrorKind => types::ErrorKind;) };
     types::Error {
         kind,
         message: error.message,
@@ -250,11 +208,11 @@ fn to_wit_manifest(document: serde_json::Value) -> wit_actions::Manifest {
             .iter()
             .map(|action| wit_actions::ActionInfo {
                 name: text(&action["name"]),
-                kind: match action["kind"].as_str() {
-                    Some("test") => wit_actions::ActionKind::Test,
-                    Some("contain") => wit_actions::ActionKind::Contain,
-                    Some("correct") => wit_actions::ActionKind::Correct,
-                    _ => wit_actions::ActionKind::Investigate,
+                kind: match action["kind"].as_str().and_then(soar_types::manifest::ActionKind::parse) {
+                    Some(kind) => soar_types::action_kind_variants! {
+                        map_variants!(kind, soar_types::manifest::ActionKind => wit_actions::ActionKind;)
+                    },
+                    None => wit_actions::ActionKind::Investigate,
                 },
                 description: text(&action["description"]),
                 changes_state: action["changes_state"].as_bool().unwrap_or(true),

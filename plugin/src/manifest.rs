@@ -1,71 +1,12 @@
 //! The plugin's manifest: what a SOAR platform needs to import it (settings, the credential the
 //! host keeps, the actions with their parameters, outputs and undo). Its text lives in
-//! `manifest.json`; the Rust types below are how the host prints it.
+//! `manifest.json`; `soar_types::manifest` has the types the host prints it with.
 
-use serde::Serialize;
 use serde_json::{json, Value};
+use soar_types::WIT_VERSION;
 
 pub const PLUGIN_NAME: &str = "zscaler-restricted-group";
 pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The version of the WIT package `soar:restricted-group` this plugin is built against.
-pub const WIT_VERSION: &str = "1.0.0";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActionKind {
-    Test,
-    Contain,
-    Correct,
-    Investigate,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Parameter {
-    pub name: String,
-    pub description: String,
-    pub required: bool,
-    pub json_schema: Value,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ActionInfo {
-    pub name: String,
-    pub kind: ActionKind,
-    pub description: String,
-    pub changes_state: bool,
-    pub parameters: Vec<Parameter>,
-    pub output_schema: Value,
-    pub undo: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SettingField {
-    pub key: String,
-    pub scope: String,
-    pub json_schema: Value,
-    pub required: bool,
-    pub description: String,
-    pub example: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Credential {
-    pub name: String,
-    pub description: String,
-    pub host_held: bool,
-    pub config_keys: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Manifest {
-    pub name: String,
-    pub version: String,
-    pub wit_version: String,
-    pub description: String,
-    pub settings: Vec<SettingField>,
-    pub credential: Credential,
-    pub actions: Vec<ActionInfo>,
-}
 
 /// The manifest's text: settings, credential and actions, with the result schema they share.
 const MANIFEST_JSON: &str = include_str!("manifest.json");

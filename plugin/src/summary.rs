@@ -1,6 +1,6 @@
 //! The overall status of an action, as the contract defines it.
 
-use crate::model::{ActionError, ErrorKind, ProviderOutcome, ProviderResult, Status, UserOutcome, UserResult};
+use soar_types::model::{ActionError, ErrorKind, ProviderOutcome, ProviderResult, Status, UserOutcome, UserResult};
 
 fn status_of(succeeded: usize, total: usize) -> Status {
     match succeeded {
@@ -68,7 +68,7 @@ pub fn membership_status(providers: &mut [ProviderResult], user_count: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::UserRef;
+    use soar_types::model::UserRef;
 
     fn provider(name: &str, outcomes: &[Option<UserOutcome>]) -> ProviderResult {
         ProviderResult {

@@ -233,7 +233,8 @@ fn users_named_by_id_and_external_id() {
 
 #[test]
 fn the_component_and_the_native_core_agree() {
-    use soar_host::runtime::{Call, InvocationContext};
+    use soar_host::runtime::Call;
+    use soar_host::services::InvocationContext;
     let sim = simulator(TOKEN, &[ALICE, BOB], &[BOB]);
     let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
     let env = |name: &str| (name == "SOAR_TEST_TOKEN").then(|| TOKEN.to_string());
@@ -246,11 +247,11 @@ fn the_component_and_the_native_core_agree() {
             std::time::Duration::from_secs(5),
         ))),
         limits: config.limits.clone(),
-        log: std::sync::Arc::new(|_: &soar_host::runtime::LogRecord| {}),
+        log: std::sync::Arc::new(|_: &soar_host::services::LogRecord| {}),
     };
-    let request = restricted_group_plugin::model::MembershipRequest {
-        settings: restricted_group_plugin::model::Settings {
-            providers: vec![restricted_group_plugin::model::Provider {
+    let request = soar_types::model::MembershipRequest {
+        settings: soar_types::model::Settings {
+            providers: vec![soar_types::model::Provider {
                 name: "zpa".into(),
                 base_url: provider.base_url.to_string(),
                 restricted_group: Some(GROUP.into()),
@@ -261,16 +262,16 @@ fn the_component_and_the_native_core_agree() {
             retry_after_cap_ms: 1000,
         },
         users: vec![
-            restricted_group_plugin::model::UserRef::Email(ALICE.into()),
-            restricted_group_plugin::model::UserRef::Email(BOB.into()),
-            restricted_group_plugin::model::UserRef::Email("nobody@corp.example".into()),
+            soar_types::model::UserRef::Email(ALICE.into()),
+            soar_types::model::UserRef::Email(BOB.into()),
+            soar_types::model::UserRef::Email("nobody@corp.example".into()),
         ],
         dry_run: true,
         protected: Vec::new(),
     };
-    let call = Call::AddToGroup(request);
+    let call = Call { action: soar_types::Action::AddToGroup, request };
     let wasm = real_runtime().invoke(&call, &context);
-    let (native, native_requests) = soar_host::services::invoke_native(&call, &context);
+    let (native, native_requests) = invoke_native(&call, &context);
     assert_eq!(wasm.result.unwrap(), native);
     assert_eq!(wasm.http_requests, native_requests);
 }
@@ -281,7 +282,7 @@ fn one_host_reuses_its_connections_across_invocations() {
     let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
     let (host, _) = action_host(real_runtime(), &config);
     for _ in 0..10 {
-        let report = host.run(&soar_host::action::ActionRequest::new(soar_host::action::ActionName::TestConnection));
+        let report = host.run(&soar_host::action::ActionRequest::new(soar_types::Action::TestConnection));
         assert_eq!(report.exit_code, 0);
     }
     assert_eq!(sim.requests().len(), 10);

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use soar_e2e::*;
-use soar_host::simulator::Simulator;
+use scim_simulator::Simulator;
 use std::path::Path;
 
 const ALICE: &str = "alice@corp.example";

@@ -9,7 +9,7 @@ const ALICE: &str = "alice@corp.example";
 const BOB: &str = "bob@corp.example";
 const ADMIN: &str = "breakglass@corp.example";
 
-fn config_with(sim: &soar_host::simulator::Simulator, extra: Value) -> (std::path::PathBuf, std::path::PathBuf) {
+fn config_with(sim: &scim_simulator::Simulator, extra: Value) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = scratch_dir();
     let config = write_config(&dir, &[("zpa", sim, "SOAR_TEST_TOKEN")], extra);
     (dir, config)
@@ -152,7 +152,7 @@ fn an_unwritable_audit_log_stops_the_action_before_any_request() {
 #[test]
 fn the_correlation_id_is_in_every_log_line() {
     let sim = simulator(TOKEN, &[ALICE], &[]);
-    sim.set_quirk(soar_host::simulator::Quirk::FilterRejected, true);
+    sim.set_quirk(scim_simulator::Quirk::FilterRejected, true);
     let (_, config) = config_with(&sim, json!({}));
     let run = run_with(&config, &["--correlation-id", "RUN-77", "add-to-group", "--user", ALICE]);
     assert_eq!(run.code, 0, "{run:?}");

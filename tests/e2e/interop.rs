@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use soar_e2e::*;
-use soar_host::simulator::{Simulator, SimulatorOptions};
+use scim_simulator::{Simulator, SimulatorOptions};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -5,8 +5,9 @@
 
 use serde_json::json;
 use soar_e2e::*;
-use soar_host::action::{ActionHost, ActionName, ActionRequest};
-use soar_host::simulator::{Fault, Quirk, Simulator};
+use soar_host::action::{ActionHost, ActionRequest};
+use soar_types::Action;
+use scim_simulator::{Fault, Quirk, Simulator};
 
 const ALICE: &str = "alice@corp.example";
 
@@ -39,12 +40,12 @@ fn round_trip(host: &ActionHost, sim: &Simulator) -> Vec<String> {
     let group = group_id(sim, GROUP);
     let alice = user_id(sim, ALICE);
     let steps = [
-        (ActionName::AddToGroup, "added", true),
-        (ActionName::AddToGroup, "already-member", true),
-        (ActionName::CheckMembership, "member", true),
-        (ActionName::RemoveFromGroup, "removed", false),
-        (ActionName::RemoveFromGroup, "not-member", false),
-        (ActionName::CheckMembership, "not-member", false),
+        (Action::AddToGroup, "added", true),
+        (Action::AddToGroup, "already-member", true),
+        (Action::CheckMembership, "member", true),
+        (Action::RemoveFromGroup, "removed", false),
+        (Action::RemoveFromGroup, "not-member", false),
+        (Action::CheckMembership, "not-member", false),
     ];
     let mut wrong = Vec::new();
     for (action, expected, member) in steps {
@@ -137,8 +138,8 @@ fn a_mixed_batch_under_every_quirk_changes_exactly_who_it_reports() {
         };
         let mut both = vec![alice.clone(), bob.clone()];
         both.sort();
-        run(ActionName::AddToGroup, ["already-member", "added", "user-not-found"], both);
-        run(ActionName::RemoveFromGroup, ["removed", "removed", "user-not-found"], Vec::new());
+        run(Action::AddToGroup, ["already-member", "added", "user-not-found"], both);
+        run(Action::RemoveFromGroup, ["removed", "removed", "user-not-found"], Vec::new());
     }
     assert!(failures.is_empty(), "{} wrong batches:\n{}", failures.len(), failures.join("\n"));
 }

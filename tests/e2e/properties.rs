@@ -3,13 +3,14 @@
 
 use proptest::prelude::*;
 use restricted_group_plugin::encode::{eq_filter, percent_encode};
-use restricted_group_plugin::host::{Host, HttpError, LogLevel, Request, Response};
-use restricted_group_plugin::model::{MembershipRequest, Profile, Provider, Settings, UserRef};
+use soar_types::host::{Host, HttpError, LogLevel, Request, Response};
+use soar_types::model::{MembershipRequest, Profile, Provider, Settings, UserRef};
 use restricted_group_plugin::scim::response::{parse_error_body, parse_group, parse_http_date, parse_list, parse_user, retry_after_ms};
-use restricted_group_plugin::{run_membership_action, test_connection, MembershipAction};
+use restricted_group_plugin::{run, test_connection};
+use soar_types::Action;
 use serde_json::Value;
-use soar_host::simulator::filter::{self, AttrPath, CompareOp, Filter};
-use soar_host::simulator::http::decode_component;
+use scim_simulator::filter::{self, AttrPath, CompareOp, Filter};
+use scim_simulator::http::decode_component;
 
 /// Arbitrary JSON, a few levels deep, with SCIM-looking keys now and then.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -132,8 +133,8 @@ proptest! {
             dry_run: false,
             protected: Vec::new(),
         };
-        for action in [MembershipAction::Add, MembershipAction::Remove, MembershipAction::Check] {
-            let result = run_membership_action(&mut server, &request, action);
+        for action in [Action::AddToGroup, Action::RemoveFromGroup, Action::CheckMembership] {
+            let result = run(&mut server, action, &request);
             prop_assert_eq!(result.providers.len(), 1);
         }
         let _ = test_connection(&mut server, &settings());

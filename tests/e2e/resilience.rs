@@ -4,9 +4,10 @@
 
 use serde_json::{json, Value};
 use soar_e2e::*;
-use soar_host::action::{ActionHost, ActionName, ActionRequest};
+use soar_host::action::{ActionHost, ActionRequest};
+use soar_types::Action;
 use soar_host::group_lock::GroupLocks;
-use soar_host::simulator::{Fault, Quirk, Simulator};
+use scim_simulator::{Fault, Quirk, Simulator};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -179,7 +180,7 @@ fn concurrent_host(sim: &Simulator) -> Arc<ActionHost> {
     Arc::new(action_host(real_runtime(), &config).0)
 }
 
-fn run_all(host: &Arc<ActionHost>, jobs: Vec<(ActionName, String)>) -> Vec<i32> {
+fn run_all(host: &Arc<ActionHost>, jobs: Vec<(Action, String)>) -> Vec<i32> {
     let handles: Vec<_> = jobs
         .into_iter()
         .map(|(action, user)| {
@@ -200,10 +201,10 @@ fn thirty_two_adds_then_sixteen_removes_leave_exactly_the_other_half() {
     let names: Vec<&str> = users.iter().map(String::as_str).collect();
     let sim = simulator(TOKEN, &names, &[]);
     let host = concurrent_host(&sim);
-    let codes = run_all(&host, users.iter().map(|u| (ActionName::AddToGroup, u.clone())).collect());
+    let codes = run_all(&host, users.iter().map(|u| (Action::AddToGroup, u.clone())).collect());
     assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
     assert_eq!(member_names(&sim), users);
-    let codes = run_all(&host, users[..16].iter().map(|u| (ActionName::RemoveFromGroup, u.clone())).collect());
+    let codes = run_all(&host, users[..16].iter().map(|u| (Action::RemoveFromGroup, u.clone())).collect());
     assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
     assert_eq!(member_names(&sim), users[16..].to_vec());
 }
@@ -213,7 +214,7 @@ fn thirty_two_adds_of_one_user_leave_one_member_entry_even_where_duplicates_are_
     let sim = simulator(TOKEN, &[ALICE], &[]);
     sim.set_quirk(Quirk::DuplicateMembers, true);
     let host = concurrent_host(&sim);
-    let codes = run_all(&host, (0..32).map(|_| (ActionName::AddToGroup, ALICE.to_string())).collect());
+    let codes = run_all(&host, (0..32).map(|_| (Action::AddToGroup, ALICE.to_string())).collect());
     assert!(codes.iter().all(|c| *c == 0), "every invocation reports success: {codes:?}");
     assert_eq!(sim.members(&group_id(&sim, GROUP)).len(), 1);
 }
@@ -224,11 +225,11 @@ fn interleaved_adds_and_removes_then_a_last_add_leave_one_member_entry() {
     sim.set_quirk(Quirk::DuplicateMembers, true);
     let host = concurrent_host(&sim);
     let jobs = (0..32)
-        .map(|n| (if n % 2 == 0 { ActionName::AddToGroup } else { ActionName::RemoveFromGroup }, ALICE.to_string()))
+        .map(|n| (if n % 2 == 0 { Action::AddToGroup } else { Action::RemoveFromGroup }, ALICE.to_string()))
         .collect();
     let codes = run_all(&host, jobs);
     assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
-    let codes = run_all(&host, vec![(ActionName::AddToGroup, ALICE.to_string())]);
+    let codes = run_all(&host, vec![(Action::AddToGroup, ALICE.to_string())]);
     assert_eq!(codes, [0]);
     assert_eq!(sim.members(&group_id(&sim, GROUP)), [user_id(&sim, ALICE)]);
 }
@@ -283,7 +284,7 @@ fn a_pooled_runtime_serves_concurrent_invocations() {
     let pooled = Arc::new(soar_host::runtime::PluginRuntime::load_file(&plugin_path(), &options).expect("pooled runtime"));
     let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
     let host = Arc::new(action_host(pooled, &config).0);
-    let codes = run_all(&host, users.iter().map(|u| (ActionName::AddToGroup, u.clone())).collect());
+    let codes = run_all(&host, users.iter().map(|u| (Action::AddToGroup, u.clone())).collect());
     assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
     assert_eq!(member_names(&sim), users);
 }

@@ -4,9 +4,10 @@
 
 use serde_json::{json, Value};
 use soar_e2e::*;
-use soar_host::action::{ActionHost, ActionName, ActionRequest};
+use soar_host::action::{ActionHost, ActionRequest};
+use soar_types::Action;
 use soar_host::runtime::{component_imports, import_allowed, PluginRuntime};
-use soar_host::simulator::Simulator;
+use scim_simulator::Simulator;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -75,7 +76,7 @@ fn requests_outside_the_named_providers_base_url_are_denied_and_never_sent() {
     ];
     for attempt in &attempts {
         let (host, _) = host_for(runtime.clone(), &[("p", &home, attempt)], json!({}));
-        let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+        let report = host.run(&ActionRequest::new(Action::TestConnection));
         let (_, message) = first_error(&report.document);
         assert!(message.starts_with("denied: "), "{attempt}: {message}");
         assert_eq!(report.document["http_requests"], 0, "{attempt}");
@@ -86,7 +87,7 @@ fn requests_outside_the_named_providers_base_url_are_denied_and_never_sent() {
 
     // Under the base URL the request goes out, with the provider's token.
     let (host, _) = host_for(runtime.clone(), &[("p", &home, &format!("send p GET {base}/Users"))], json!({}));
-    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    let report = host.run(&ActionRequest::new(Action::TestConnection));
     assert!(first_error(&report.document).1.starts_with("status 200"), "{}", report.document);
     assert_eq!(home.requests()[0].authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
 }
@@ -102,7 +103,7 @@ fn runaway_plugins_cost_one_invocation_and_the_host_carries_on() {
         ("trap", "plugin-trapped", "the plugin trapped"),
     ] {
         let (host, _) = host_for(hostile.clone(), &[("p", &sim, command)], json!({"deadline_ms": 1500, "memory_limit_mib": 16}));
-        let mut request = ActionRequest::new(ActionName::AddToGroup);
+        let mut request = ActionRequest::new(Action::AddToGroup);
         request.users = vec!["alice@corp.example".into()];
         let report = host.run(&request);
         assert_eq!(report.exit_code, 1, "{command}: {}", report.document);
@@ -116,7 +117,7 @@ fn runaway_plugins_cost_one_invocation_and_the_host_carries_on() {
     // The same process then serves the real plugin.
     let real = real_runtime();
     let (host, _) = host_for(real, &[("p", &sim, GROUP)], json!({}));
-    let mut request = ActionRequest::new(ActionName::AddToGroup);
+    let mut request = ActionRequest::new(Action::AddToGroup);
     request.users = vec!["alice@corp.example".into()];
     let report = host.run(&request);
     assert_eq!(report.exit_code, 0, "{}", report.document);
@@ -126,11 +127,11 @@ fn runaway_plugins_cost_one_invocation_and_the_host_carries_on() {
 #[test]
 fn a_server_echoing_the_token_cannot_hand_it_to_the_plugin() {
     let sim = simulator(TOKEN, &[], &[]);
-    sim.set_quirk(soar_host::simulator::Quirk::EchoAuthorization, true);
+    sim.set_quirk(scim_simulator::Quirk::EchoAuthorization, true);
     let hostile = Arc::new(load(&hostile_path("plain")).unwrap());
     let command = format!("send p GET {}/Users/404", sim.base_url());
     let (host, logs) = host_for(hostile, &[("p", &sim, &command)], json!({}));
-    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    let report = host.run(&ActionRequest::new(Action::TestConnection));
     let (_, message) = first_error(&report.document);
     assert!(message.starts_with("status 404"), "{message}");
     assert!(message.contains("Authorization: Bearer <redacted>"), "{message}");
@@ -144,7 +145,7 @@ fn the_plugin_sees_no_environment_arguments_or_input() {
     let hostile = Arc::new(load(&hostile_path("plain")).unwrap());
     for (command, expected) in [("env", "env [] args []"), ("stdin", "stdin Ok(0) \"\"")] {
         let (host, _) = host_for(hostile.clone(), &[("p", &sim, command)], json!({}));
-        let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+        let report = host.run(&ActionRequest::new(Action::TestConnection));
         assert_eq!(first_error(&report.document).1, expected);
     }
 }
@@ -155,12 +156,12 @@ fn bodies_over_the_cap_are_refused_both_ways() {
     let hostile = Arc::new(load(&hostile_path("plain")).unwrap());
     let command = format!("send-big p {}/Users 5000", sim.base_url());
     let (host, _) = host_for(hostile, &[("p", &sim, &command)], json!({"max_response_bytes": 1000}));
-    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    let report = host.run(&ActionRequest::new(Action::TestConnection));
     assert!(first_error(&report.document).1.starts_with("error: HttpError::TooLarge"), "{}", report.document);
     assert!(sim.requests().is_empty(), "an oversized request body is never sent");
 
     let (host, _) = host_for(real_runtime(), &[("p", &sim, GROUP)], json!({"max_response_bytes": 100}));
-    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    let report = host.run(&ActionRequest::new(Action::TestConnection));
     let error = &report.document["providers"][0]["error"];
     assert_eq!(error["kind"], "too-large", "{error}");
     assert!(error["message"].as_str().unwrap().contains("max_response_bytes"), "{error}");
@@ -171,7 +172,7 @@ fn a_log_flood_is_capped() {
     let sim = simulator(TOKEN, &[], &[]);
     let hostile = Arc::new(load(&hostile_path("plain")).unwrap());
     let (host, logs) = host_for(hostile, &[("p", &sim, "log-flood")], json!({}));
-    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    let report = host.run(&ActionRequest::new(Action::TestConnection));
     assert_eq!(first_error(&report.document).1, "flooded");
     let logs = logs.lock().unwrap();
     assert_eq!(logs.len(), 1001, "1,000 lines and one saying the rest were dropped");
@@ -183,9 +184,9 @@ fn wait_returns_at_once_when_the_deadline_would_pass() {
     let sim = simulator(TOKEN, &[], &[]);
     let hostile = Arc::new(load(&hostile_path("plain")).unwrap());
     let (host, _) = host_for(hostile.clone(), &[("p", &sim, "sleep 5000")], json!({"deadline_ms": 1000}));
-    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    let report = host.run(&ActionRequest::new(Action::TestConnection));
     assert_eq!(first_error(&report.document).1, "slept false");
     let (host, _) = host_for(hostile, &[("p", &sim, "sleep 10")], json!({"deadline_ms": 1000}));
-    let report = host.run(&ActionRequest::new(ActionName::TestConnection));
+    let report = host.run(&ActionRequest::new(Action::TestConnection));
     assert_eq!(first_error(&report.document).1, "slept true");
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use soar_e2e::*;
-use soar_host::simulator::{Quirk, Simulator};
+use scim_simulator::{Quirk, Simulator};
 
 const ALICE: &str = "alice@corp.example";
 const BOB: &str = "bob@corp.example";

@@ -4,7 +4,7 @@
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::json;
 use soar_e2e::*;
-use soar_host::simulator::{Seed, Simulator, SimulatorOptions};
+use scim_simulator::{Seed, Simulator, SimulatorOptions};
 use std::sync::Arc;
 
 /// A simulator serving https as `localhost`, and the PEM of the CA that issued its certificate.

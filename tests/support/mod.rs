@@ -1,8 +1,8 @@
 //! What the end-to-end tests share: the real built component, the real `soar-host` binary,
 //! simulators on loopback, config files in scratch folders, and checks that no token leaks.
 
+use scim_simulator::{Seed, SeedGroup, Simulator, SimulatorOptions};
 use serde_json::{json, Value};
-use soar_host::simulator::{Seed, SeedGroup, Simulator, SimulatorOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -249,11 +249,23 @@ pub fn action_host(
     let config = soar_host::config::Config::from_value(config, Path::new("."), &env).expect("config");
     let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = logs.clone();
-    let log = std::sync::Arc::new(move |record: &soar_host::runtime::LogRecord| sink.lock().unwrap().push(record.message.clone()));
+    let log = std::sync::Arc::new(move |record: &soar_host::services::LogRecord| sink.lock().unwrap().push(record.message.clone()));
     (soar_host::action::ActionHost::new(runtime, config, log), logs)
 }
 
 /// One provider entry of a config document.
 pub fn provider_entry(name: &str, sim: &Simulator, restricted_group: &str) -> Value {
     json!({"name": name, "base_url": sim.base_url(), "restricted_group": restricted_group, "token_env": "SOAR_TEST_TOKEN"})
+}
+
+/// Runs an action with the plugin core compiled into the host, no sandbox, on the same host
+/// services (egress, HTTP client, deadline): the baseline the component is compared with.
+pub fn invoke_native(
+    call: &soar_host::runtime::Call,
+    context: &soar_host::services::InvocationContext,
+) -> (soar_types::model::ActionResult, u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(context.limits.deadline_ms);
+    let mut services = soar_host::services::HostServices::new(context, deadline);
+    let result = restricted_group_plugin::run(&mut services, call.action, &call.request);
+    (result, services.http_requests())
 }

@@ -3,8 +3,8 @@
 //! value (it empties the group).
 
 use crate::encode::{filter_string, path_segment};
-use crate::host::{Host, LogLevel, Method};
-use crate::model::{ActionError, ErrorKind, UserOutcome};
+use soar_types::host::{Host, LogLevel, Method};
+use soar_types::model::{ActionError, ErrorKind, UserOutcome};
 use crate::scim::client::{is_fatal, ScimClient, Sent};
 use crate::scim::lookup::Membership;
 use crate::scim::response::{Group, User};
@@ -238,7 +238,7 @@ impl<H: Host> ScimClient<'_, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Provider;
+    use soar_types::model::Provider;
     use crate::scim::scripted::{provider, Scripted};
 
     fn add_alice(answers: Vec<(u16, Value)>) -> (Vec<Result<UserOutcome, ActionError>>, Vec<String>) {

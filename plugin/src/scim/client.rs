@@ -1,8 +1,8 @@
 //! One provider's SCIM endpoint: sends requests through the host, retries what is worth
 //! retrying, and turns failures into typed errors a playbook can branch on.
 
-use crate::host::{Host, HttpError, LogLevel, Method, Request, Response};
-use crate::model::{ActionError, ErrorKind, Profile, Provider};
+use soar_types::host::{Host, HttpError, LogLevel, Method, Request, Response};
+use soar_types::model::{ActionError, ErrorKind, Profile, Provider};
 use crate::scim::response::{is_json_content_type, parse_error_body, quote, retry_after_ms};
 use serde_json::Value;
 

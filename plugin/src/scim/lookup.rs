@@ -3,8 +3,8 @@
 //! makes us act on the wrong object.
 
 use crate::encode::{eq_filter, filter_string, path_segment, query};
-use crate::host::{Host, LogLevel};
-use crate::model::{ActionError, ErrorKind, Profile, UserRef};
+use soar_types::host::{Host, LogLevel};
+use soar_types::model::{names_match, ActionError, ErrorKind, Profile, UserRef};
 use crate::scim::client::{Doing, ScimClient};
 use crate::scim::response::{multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User};
 use serde_json::Value;
@@ -44,7 +44,7 @@ pub type Found = Result<Option<User>, ActionError>;
 impl<H: Host> ScimClient<'_, H> {
     /// `GET {path}?{params}`. `attributes` and `excludedAttributes` only save bandwidth: a server
     /// that refuses them (400) is asked again without, and never again with them.
-    fn get(&mut self, path: &str, params: &[(&str, &str)], doing: Doing) -> Result<crate::host::Response, ActionError> {
+    fn get(&mut self, path: &str, params: &[(&str, &str)], doing: Doing) -> Result<soar_types::host::Response, ActionError> {
         let is_projection = |name: &str| name == "attributes" || name == "excludedAttributes";
         let projected = params.iter().any(|(name, _)| is_projection(name));
         let kept: Vec<(&str, &str)> = params
@@ -568,9 +568,9 @@ fn error_is_about_filter(error: &ActionError) -> bool {
     matches!(error.kind, ErrorKind::Server | ErrorKind::Protocol)
 }
 
-/// Case-insensitive comparison (RFC 7643: userName and displayName are caseExact=false).
+/// Whether a resource's userName or displayName names `b` (see [`names_match`]).
 fn same_text(a: Option<&str>, b: &str) -> bool {
-    a.is_some_and(|a| a == b || a.to_lowercase() == b.to_lowercase())
+    a.is_some_and(|a| names_match(a, b))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -617,7 +617,7 @@ impl Attribute {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Provider;
+    use soar_types::model::Provider;
     use crate::scim::scripted::{provider, Scripted};
     use serde_json::json;
 

@@ -2,7 +2,7 @@
 //! Lenient where real servers differ (ids as numbers, `Resources` missing on empty pages,
 //! two error shapes), strict where a mistake would act on the wrong object.
 
-use crate::host::Response;
+use soar_types::host::Response;
 use serde_json::Value;
 
 /// How much of a server's text we quote in a message.

@@ -1,8 +1,8 @@
 //! A SCIM server scripted below the HTTP trait, for unit tests: each request gets the next
 //! answer, and every request is kept.
 
-use crate::host::{Host, HttpError, LogLevel, Request, Response};
-use crate::model::{Profile, Provider};
+use soar_types::host::{Host, HttpError, LogLevel, Request, Response};
+use soar_types::model::{Profile, Provider};
 use serde_json::Value;
 
 pub struct Scripted {

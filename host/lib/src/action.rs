@@ -1,0 +1,355 @@
+//! Running one action for a caller: check everything first (anything wrong refuses the call
+//! before a request is sent), run the plugin, and build the JSON document and exit code that
+//! the contract fixes.
+
+use crate::config::{Config, ProviderConfig};
+use crate::cache;
+use crate::egress::EgressPolicy;
+use crate::group_lock::{GroupLocks, HeldLocks, LockFailure};
+use crate::http_client::{HttpClient, HttpSettings, OriginRules};
+use crate::audit::{AuditContext, AuditLog};
+use crate::runtime::{Call, PluginFailure, PluginRuntime};
+use crate::services::{InvocationContext, LogRecord, LogSink};
+use soar_types::host::LogLevel;
+use soar_types::model::{
+    ActionError, ActionResult, ErrorKind, GroupRef, MembershipRequest, Provider, ProviderResult, Settings, Status,
+    UserRef, UserResult,
+};
+use soar_types::user_ref::parse_user_ref;
+use soar_types::{Action, SCHEMA_VERSION};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// One call, as a platform or the CLI asks for it.
+#[derive(Clone, Debug)]
+pub struct ActionRequest {
+    pub action: Action,
+    /// Users as written: `alice@corp.example`, `id:SCIM_ID`, `external:EXTERNAL_ID`.
+    pub users: Vec<String>,
+    pub idp: Option<String>,
+    pub dry_run: bool,
+    pub max_retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub correlation_id: Option<String>,
+}
+
+impl ActionRequest {
+    pub fn new(action: Action) -> Self {
+        ActionRequest {
+            action,
+            users: Vec::new(),
+            idp: None,
+            dry_run: false,
+            max_retries: None,
+            timeout_ms: None,
+            correlation_id: None,
+        }
+    }
+}
+
+/// A call refused before anything was sent (exit 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Refusal {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The printed document and the process exit code.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub document: Value,
+    pub exit_code: i32,
+}
+
+/// The exit-2 document: `{"schema_version":1,"action":..,"status":"error","error":{..}}`.
+pub fn refusal_report(action: Option<&str>, refusal: &Refusal) -> Report {
+    Report {
+        document: json!({
+            "schema_version": SCHEMA_VERSION,
+            "action": action,
+            "status": "error",
+            "error": ActionError::new(refusal.kind, refusal.message.clone()),
+        }),
+        exit_code: 2,
+    }
+}
+
+pub fn exit_code(status: Status) -> i32 {
+    match status {
+        Status::Success => 0,
+        Status::Partial => 3,
+        Status::Failed => 1,
+    }
+}
+
+/// A loaded plugin and a checked config: what it takes to run actions.
+pub struct ActionHost {
+    runtime: Arc<PluginRuntime>,
+    config: Config,
+    http: Arc<HttpClient>,
+    log: LogSink,
+    /// One lock per provider: changes to a provider's group from this process run one at a
+    /// time, so that a membership check and the PATCH that follows are never interleaved with
+    /// another invocation's (a server that stores duplicate members would otherwise get them).
+    change_locks: Vec<(String, Mutex<()>)>,
+    /// The same exclusion between processes, through lock files under the cache folder.
+    group_locks: GroupLocks,
+}
+
+impl ActionHost {
+    pub fn new(runtime: Arc<PluginRuntime>, config: Config, log: LogSink) -> Self {
+        let http = Arc::new(HttpClient::new(HttpSettings {
+            max_response_bytes: config.limits.max_response_bytes,
+            connect_timeout: Duration::from_millis(config.limits.connect_timeout_ms),
+            ca_file: config.ca_file.clone(),
+            proxy: config.proxy.clone(),
+            origins: config
+                .providers
+                .iter()
+                .map(|p| OriginRules {
+                    base: p.base_url.clone(),
+                    allow_private_network: p.allow_private_network,
+                    requests_per_second: p.requests_per_second,
+                })
+                .collect(),
+        }));
+        let change_locks = config.providers.iter().map(|p| (p.name.clone(), Mutex::new(()))).collect();
+        let lock_dir = cache::cache_dir(config.cache_dir.as_deref()).map(|dir| dir.join("locks"));
+        ActionHost {
+            runtime,
+            config,
+            http,
+            log,
+            change_locks,
+            group_locks: GroupLocks::new(lock_dir),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs one action and reports it; every refusal comes before the first request.
+    pub fn run(&self, request: &ActionRequest) -> Report {
+        match self.prepare(request) {
+            Ok((call, providers)) => self.execute(request, &call, &providers),
+            Err(refusal) => refusal_report(Some(request.action.as_str()), &refusal),
+        }
+    }
+
+    fn prepare<'a>(&'a self, request: &ActionRequest) -> Result<(Call, Vec<&'a ProviderConfig>), Refusal> {
+        let providers = self
+            .config
+            .select(request.idp.as_deref())
+            .map_err(|why| Refusal::new(ErrorKind::InvalidInput, why))?;
+        let settings = Settings {
+            providers: providers
+                .iter()
+                .map(|p| Provider {
+                    name: p.name.clone(),
+                    base_url: p.base_url.to_string(),
+                    restricted_group: p.restricted_group.clone(),
+                    restricted_group_id: p.restricted_group_id.clone(),
+                    profile: p.profile,
+                    max_retries: request.max_retries.unwrap_or(p.max_retries),
+                })
+                .collect(),
+            retry_after_cap_ms: self.config.retry_after_cap_ms,
+        };
+        let users = match request.action.takes_users() {
+            true => parse_users(&request.users, self.config.max_users_per_action)?,
+            false => Vec::new(),
+        };
+        let input = MembershipRequest {
+            settings,
+            users,
+            dry_run: request.dry_run && request.action.takes_users(),
+            protected: self.config.protected_users.clone(),
+        };
+        Ok((Call { action: request.action, request: input }, providers))
+    }
+
+    fn execute(&self, request: &ActionRequest, call: &Call, providers: &[&ProviderConfig]) -> Report {
+        let changes = call.action.changes_state();
+        let mut audit = match (&self.config.audit_log, changes) {
+            (Some(path), true) => match AuditLog::open(path) {
+                Ok(audit) => Some(audit),
+                Err(why) => {
+                    return refusal_report(Some(request.action.as_str()), &Refusal::new(ErrorKind::InvalidConfig, why))
+                }
+            },
+            _ => None,
+        };
+        let mut limits = self.config.limits.clone();
+        if let Some(timeout_ms) = request.timeout_ms {
+            limits.deadline_ms = timeout_ms;
+        }
+        let proxy_credentials = self.config.proxy.iter().filter_map(|proxy| proxy.credentials.clone());
+        let mut context = InvocationContext {
+            egress: Arc::new(EgressPolicy::for_providers(providers.iter().copied()).with_other_secrets(proxy_credentials)),
+            http: self.http.clone(),
+            limits,
+            log: self.log.clone(),
+        };
+        let started = Instant::now();
+        let dry_run = call.request.dry_run;
+        let exclusive = changes && !dry_run;
+        // Locks are taken in config order, so two actions never wait on each other in a cycle.
+        let _changing: Vec<MutexGuard<()>> = if exclusive {
+            self.change_locks
+                .iter()
+                .filter(|(name, _)| providers.iter().any(|p| &p.name == name))
+                .map(|(_, lock)| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let across_processes = if exclusive {
+            self.lock_groups_across_processes(providers, started, context.limits.deadline_ms)
+        } else {
+            Ok(HeldLocks::none())
+        };
+        let mut report = match across_processes {
+            Ok(_held_until_reported) => {
+                // Waiting for another change counts against this action's deadline.
+                let waited_ms = started.elapsed().as_millis() as u64;
+                context.limits.deadline_ms = context.limits.deadline_ms.saturating_sub(waited_ms).max(1);
+                let invocation = self.runtime.invoke(call, &context);
+                match invocation.result {
+                    Ok(result) => result_report(request, dry_run, invocation.http_requests, &result),
+                    Err(failure) => failure_report(request, dry_run, invocation.http_requests, &failure, providers, call),
+                }
+            }
+            Err(failure) => failure_report(request, dry_run, 0, &failure, providers, call),
+        };
+        if let Some(audit) = audit.as_mut() {
+            let audit_context = AuditContext {
+                action: request.action.as_str(),
+                correlation_id: request.correlation_id.as_deref(),
+                dry_run,
+            };
+            if let Err(why) = audit.record(&audit_context, &report.document) {
+                // The change is made; the playbook must learn that its record is not.
+                (self.log)(&LogRecord { level: LogLevel::Error, message: why.clone() });
+                report.document["audit_error"] = Value::String(why);
+                report.exit_code = report.exit_code.max(1);
+            }
+        }
+        report
+    }
+
+    /// The cross-process locks of the providers' groups, waited for until the deadline. A lock
+    /// folder that cannot be used costs only the exclusion between processes, with a warning.
+    fn lock_groups_across_processes(
+        &self,
+        providers: &[&ProviderConfig],
+        started: Instant,
+        deadline_ms: u64,
+    ) -> Result<HeldLocks, PluginFailure> {
+        let keys = providers
+            .iter()
+            .map(|p| {
+                let group = p.restricted_group_id.as_deref().or(p.restricted_group.as_deref()).unwrap_or_default();
+                GroupLocks::key(&p.base_url.to_string(), group)
+            })
+            .collect();
+        match self.group_locks.acquire(keys, started + Duration::from_millis(deadline_ms)) {
+            Ok(held) => Ok(held),
+            Err(LockFailure::Unavailable(why)) => {
+                let message = format!(
+                    "the group lock folder cannot be used ({why}); changes from other soar-host processes are not kept apart: set cache_dir to a writable folder"
+                );
+                (self.log)(&LogRecord { level: LogLevel::Warn, message });
+                Ok(HeldLocks::none())
+            }
+            Err(LockFailure::TimedOut) => Err(PluginFailure {
+                kind: ErrorKind::Timeout,
+                message: format!(
+                    "another soar-host process kept changing this group for the whole deadline of {deadline_ms} ms; nothing was sent: run the action again, or give it a longer --timeout-ms"
+                ),
+            }),
+        }
+    }
+}
+
+/// Parses and checks every user; any invalid one refuses the whole call.
+pub fn parse_users(users: &[String], max_users: u64) -> Result<Vec<UserRef>, Refusal> {
+    if users.is_empty() {
+        return Err(Refusal::new(
+            ErrorKind::InvalidInput,
+            "no users given: name at least one with --user USER or --users-file FILE",
+        ));
+    }
+    if users.len() as u64 > max_users {
+        return Err(Refusal::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} users in one call is more than max_users_per_action ({max_users}); split the call or raise the limit",
+                users.len()
+            ),
+        ));
+    }
+    users
+        .iter()
+        .map(|user| parse_user_ref(user.trim()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why)))
+        .collect()
+}
+
+fn result_report(request: &ActionRequest, dry_run: bool, http_requests: u32, result: &ActionResult) -> Report {
+    let document = json!({
+        "schema_version": SCHEMA_VERSION,
+        "action": request.action.as_str(),
+        "status": result.status,
+        "dry_run": dry_run,
+        "correlation_id": request.correlation_id,
+        "http_requests": http_requests,
+        "providers": result.providers,
+    });
+    Report {
+        document,
+        exit_code: exit_code(result.status),
+    }
+}
+
+/// A plugin that failed (timeout, memory, panic, trap): every provider carries the failure.
+fn failure_report(
+    request: &ActionRequest,
+    dry_run: bool,
+    http_requests: u32,
+    failure: &PluginFailure,
+    providers: &[&ProviderConfig],
+    call: &Call,
+) -> Report {
+    let error = ActionError::new(failure.kind, failure.message.clone());
+    let users: Vec<UserResult> = call.request.users.iter().map(UserResult::pending).collect();
+    let providers: Vec<ProviderResult> = providers
+        .iter()
+        .map(|p| ProviderResult {
+            idp: p.name.clone(),
+            group: Some(GroupRef {
+                display_name: p.restricted_group.clone(),
+                id: p.restricted_group_id.clone(),
+            }),
+            outcome: None,
+            error: Some(error.clone()),
+            users: users.clone(),
+        })
+        .collect();
+    let result = ActionResult {
+        status: Status::Failed,
+        providers,
+    };
+    let mut report = result_report(request, dry_run, http_requests, &result);
+    report.document["error"] = json!(error);
+    report
+}

@@ -1,0 +1,72 @@
+//! The audit trail: one JSON line per attempted change and per dry-run decision, appended and
+//! flushed to disk before the action returns. The file is opened before anything is sent, so a
+//! log that cannot be written stops the action before any change.
+
+use serde_json::{json, Value};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+}
+
+/// What an action was, for its audit lines.
+pub struct AuditContext<'a> {
+    pub action: &'a str,
+    pub correlation_id: Option<&'a str>,
+    pub dry_run: bool,
+}
+
+impl AuditLog {
+    pub fn open(path: &Path) -> Result<AuditLog, String> {
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(|e| {
+            format!("cannot open audit_log {} for appending: {e}; fix the path or its permissions", path.display())
+        })?;
+        Ok(AuditLog {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Appends one line per user of each provider of `document` (a result document), then
+    /// flushes them to disk.
+    pub fn record(&mut self, context: &AuditContext, document: &Value) -> Result<(), String> {
+        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let mut text = String::new();
+        for provider in document["providers"].as_array().into_iter().flatten() {
+            let provider_error = provider["error"].as_object().map(|_| &provider["error"]);
+            for user in provider["users"].as_array().into_iter().flatten() {
+                let error = user["error"].as_object().map(|_| &user["error"]).or(provider_error);
+                let line = json!({
+                    "time": time,
+                    "correlation_id": context.correlation_id,
+                    "action": context.action,
+                    "dry_run": context.dry_run,
+                    "provider": provider["idp"],
+                    "user": user["user"],
+                    "user_id": user["user_id"],
+                    "group_id": provider["group"]["id"],
+                    "outcome": user["outcome"],
+                    "error": error.map(|e| e["kind"].clone()),
+                    "http_status": error.and_then(|e| e.get("status").cloned()),
+                });
+                text.push_str(&line.to_string());
+                text.push('\n');
+            }
+        }
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| format!("cannot write audit_log {}: {e}", self.path.display()))
+    }
+}

@@ -1,0 +1,399 @@
+//! The host's HTTP client: keep-alive agents shared by every invocation, no redirects followed,
+//! every status returned as is, bodies capped, each request bounded by the time the action has
+//! left, a rate limit per provider origin, and every resolved address checked before connecting.
+
+use crate::config::ProxyConfig;
+use crate::egress::Authorized;
+use crate::url::{HttpUrl, Scheme, UrlHost};
+use soar_types::host::{HttpError, Method, Response};
+use std::collections::HashMap;
+use std::io::ErrorKind as IoKind;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+/// Marks resolver refusals so they come back as `denied`, not as connection failures.
+const EGRESS_REFUSAL: &str = "egress policy:";
+
+/// What the host allows for one provider's origin.
+#[derive(Clone, Debug)]
+pub struct OriginRules {
+    pub base: HttpUrl,
+    pub allow_private_network: bool,
+    pub requests_per_second: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub max_response_bytes: u64,
+    pub connect_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    /// The configured proxy; without one, `HTTPS_PROXY` / `NO_PROXY` from the environment.
+    pub proxy: Option<ProxyConfig>,
+    pub origins: Vec<OriginRules>,
+}
+
+impl HttpSettings {
+    pub fn new(max_response_bytes: u64, connect_timeout: Duration) -> Self {
+        HttpSettings {
+            max_response_bytes,
+            connect_timeout,
+            ca_file: None,
+            proxy: None,
+            origins: Vec::new(),
+        }
+    }
+}
+
+pub struct HttpClient {
+    settings: HttpSettings,
+    plain: OnceLock<Result<ureq::Agent, String>>,
+    tls: OnceLock<Result<ureq::Agent, String>>,
+    limiter: RateLimiter,
+}
+
+/// One request's end, and whether it went out at all.
+pub struct Attempt {
+    pub outcome: Result<Response, HttpError>,
+    pub reached_network: bool,
+}
+
+pub struct Outbound<'a> {
+    pub authorized: &'a Authorized,
+    pub method: Method,
+    pub headers: &'a [(String, String)],
+    pub body: Option<&'a [u8]>,
+    /// The time the action has left; the whole exchange, rate-limit wait included, must fit.
+    pub timeout: Duration,
+}
+
+impl HttpClient {
+    pub fn new(settings: HttpSettings) -> Self {
+        HttpClient {
+            settings,
+            plain: OnceLock::new(),
+            tls: OnceLock::new(),
+            limiter: RateLimiter::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    /// The agent for a scheme, built on first use (TLS roots are read only when an https
+    /// request needs them).
+    fn agent(&self, scheme: Scheme) -> Result<&ureq::Agent, HttpError> {
+        let slot = match scheme {
+            Scheme::Http => &self.plain,
+            Scheme::Https => &self.tls,
+        };
+        slot.get_or_init(|| build_agent(&self.settings, scheme))
+            .as_ref()
+            .map_err(|why| HttpError::TlsFailed(why.clone()))
+    }
+
+    /// Sends one request. Requests refused before a connection is attempted (resolved address,
+    /// rate-limit wait past the deadline, oversized body) are marked as not sent.
+    pub fn send(&self, outbound: Outbound) -> Attempt {
+        let mut reached_network = false;
+        let outcome = self.exchange(outbound, &mut reached_network);
+        if matches!(outcome, Err(HttpError::Denied(_))) {
+            reached_network = false;
+        }
+        Attempt { outcome, reached_network }
+    }
+
+    fn exchange(&self, outbound: Outbound, reached_network: &mut bool) -> Result<Response, HttpError> {
+        let started = Instant::now();
+        if outbound.timeout.is_zero() {
+            return Err(HttpError::Timeout("the action's deadline has passed".into()));
+        }
+        let limit = self.settings.max_response_bytes;
+        if outbound.body.is_some_and(|body| body.len() as u64 > limit) {
+            return Err(HttpError::TooLarge(format!("the request body is larger than {limit} bytes (max_response_bytes)")));
+        }
+        let url = &outbound.authorized.url;
+        if let Some(rate) = self.rate_for(url) {
+            self.limiter.acquire(&url.origin(), rate, outbound.timeout)?;
+        }
+        let timeout = outbound.timeout.saturating_sub(started.elapsed());
+        if timeout.is_zero() {
+            return Err(HttpError::Timeout("the action's deadline passed while waiting for the rate limit".into()));
+        }
+        let agent = self.agent(url.scheme)?;
+        let url_text = url.to_string();
+        let mut builder = ureq::http::Request::builder()
+            .method(outbound.method.as_str())
+            .uri(&url_text)
+            .header("Authorization", format!("Bearer {}", outbound.authorized.token.expose()));
+        for (name, value) in outbound.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = builder
+            .body(outbound.body.map(<[u8]>::to_vec).unwrap_or_default())
+            .map_err(|e| HttpError::ConnectionFailed(format!("cannot build the request: {e}")))?;
+        let request = agent.configure_request(request).timeout_global(Some(timeout)).build();
+        *reached_network = true;
+        let response = agent.run(request).map_err(|e| classify(e, &url_text, limit))?;
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect();
+        let declared = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(too_large(&url_text, limit));
+        }
+        let body = response
+            .into_body()
+            .into_with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| classify(e, &url_text, limit))?;
+        Ok(Response { status, headers, body })
+    }
+
+    fn rate_for(&self, url: &HttpUrl) -> Option<f64> {
+        self.settings
+            .origins
+            .iter()
+            .filter(|rules| rules.base.origin() == url.origin())
+            .filter_map(|rules| rules.requests_per_second)
+            .reduce(f64::min)
+    }
+}
+
+fn build_agent(settings: &HttpSettings, scheme: Scheme) -> Result<ureq::Agent, String> {
+    let proxy = match &settings.proxy {
+        Some(proxy) => Some(
+            ureq::Proxy::new(proxy.url.expose())
+                .map_err(|e| format!("the proxy {} is not usable: {e}", proxy.shown))?,
+        ),
+        None => ureq::Proxy::try_from_env(),
+    };
+    let mut builder = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .http_status_as_error(false)
+        .user_agent(concat!("soar-host/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(settings.connect_timeout))
+        .proxy(proxy);
+    if scheme == Scheme::Https {
+        builder = builder.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(trusted_roots(settings.ca_file.as_deref())?)
+                .build(),
+        );
+    }
+    let resolver = PolicyResolver {
+        origins: Arc::new(settings.origins.clone()),
+    };
+    Ok(ureq::Agent::with_parts(builder.build(), DefaultConnector::new(), resolver))
+}
+
+/// The system's trusted roots plus those of `ca_file`; Mozilla's bundled roots when the
+/// system has none.
+fn trusted_roots(ca_file: Option<&std::path::Path>) -> Result<ureq::tls::RootCerts, String> {
+    let mut roots: Vec<ureq::tls::Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .into_iter()
+        .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    let system_has_roots = !roots.is_empty();
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+        let before = roots.len();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
+                roots.push(cert);
+            }
+        }
+        if roots.len() == before {
+            return Err(format!("ca_file {} holds no PEM certificate", path.display()));
+        }
+    }
+    if !system_has_roots && ca_file.is_none() {
+        return Ok(ureq::tls::RootCerts::WebPki);
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&roots))
+}
+
+/// Resolves names and refuses addresses a provider may not reach: link-local (cloud metadata
+/// included), multicast, unspecified and broadcast always; loopback unless the base URL is
+/// loopback; private ranges unless `allow_private_network`. Hosts that are no provider's (a
+/// proxy) resolve as usual.
+#[derive(Debug)]
+struct PolicyResolver {
+    origins: Arc<Vec<OriginRules>>,
+}
+
+impl Resolver for PolicyResolver {
+    fn resolve(&self, uri: &ureq::http::Uri, config: &ureq::config::Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        // An address needs no lookup (and no lookup thread, which the client spawns per request).
+        let literal = host.parse::<IpAddr>().ok().map(|ip| {
+            let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+            let mut one = self.empty();
+            one.push(SocketAddr::new(ip, uri.port_u16().unwrap_or(default_port)));
+            one
+        });
+        let resolved = match literal {
+            Some(address) => address,
+            None => DefaultResolver::default().resolve(uri, config, timeout)?,
+        };
+        let rules: Vec<&OriginRules> = self
+            .origins
+            .iter()
+            .filter(|rules| match &rules.base.host {
+                UrlHost::Domain(name) => *name == host,
+                UrlHost::Ip(ip) => host.parse::<IpAddr>().is_ok_and(|h| h == *ip),
+            })
+            .collect();
+        if rules.is_empty() {
+            return Ok(resolved);
+        }
+        let allow_loopback = rules.iter().all(|r| r.base.host.is_loopback());
+        let allow_private = rules.iter().all(|r| r.allow_private_network);
+        let mut allowed = self.empty();
+        let mut refused: Vec<String> = Vec::new();
+        for address in resolved.iter() {
+            match refusal(address, allow_loopback, allow_private) {
+                None => allowed.push(*address),
+                Some(why) => refused.push(format!("{} ({why})", address.ip())),
+            }
+        }
+        if allowed.is_empty() {
+            return Err(ureq::Error::Io(std::io::Error::new(
+                IoKind::PermissionDenied,
+                format!("{EGRESS_REFUSAL} {host} resolves only to refused addresses: {}", refused.join(", ")),
+            )));
+        }
+        Ok(allowed)
+    }
+}
+
+/// Why an address may not be reached, if it may not.
+pub fn refusal(address: &SocketAddr, allow_loopback: bool, allow_private: bool) -> Option<&'static str> {
+    let ip = match address.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            if v4.is_link_local() {
+                Some("link-local, cloud metadata")
+            } else if v4.is_multicast() || v4.is_broadcast() {
+                Some("multicast or broadcast")
+            } else if v4.is_unspecified() {
+                Some("unspecified")
+            } else if v4.is_loopback() && !allow_loopback {
+                Some("loopback, but the base URL is not")
+            } else if (v4.is_private() || is_shared(v4)) && !allow_private {
+                Some("private network; set allow_private_network for an on-premises SCIM gateway")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            if segments[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else if v6.is_multicast() {
+                Some("multicast")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if v6.is_loopback() && !allow_loopback {
+                Some("loopback, but the base URL is not")
+            } else if segments[0] & 0xfe00 == 0xfc00 && !allow_private {
+                Some("unique local (private) network; set allow_private_network for an on-premises SCIM gateway")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// 100.64.0.0/10, carrier-grade NAT: as private as RFC 1918 for our purpose.
+fn is_shared(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    a == 100 && (64..128).contains(&b)
+}
+
+/// A token bucket per origin, shared by every invocation in this process.
+#[derive(Default)]
+struct RateLimiter {
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    /// Takes one token, waiting for it when the bucket is empty; a wait longer than `budget`
+    /// fails at once with `timeout`.
+    fn acquire(&self, origin: &str, rate: f64, budget: Duration) -> Result<(), HttpError> {
+        let burst = rate.max(1.0);
+        let wait = {
+            let mut buckets = self.buckets.lock().expect("rate limiter lock");
+            let now = Instant::now();
+            let bucket = buckets.entry(origin.to_string()).or_insert(Bucket { tokens: burst, updated: now });
+            bucket.tokens = (bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * rate).min(burst);
+            bucket.updated = now;
+            bucket.tokens -= 1.0;
+            if bucket.tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-bucket.tokens / rate)
+            }
+        };
+        if wait > budget {
+            // Give the token back: this request is not sent.
+            if let Some(bucket) = self.buckets.lock().expect("rate limiter lock").get_mut(origin) {
+                bucket.tokens += 1.0;
+            }
+            return Err(HttpError::Timeout(format!(
+                "the rate limit for {origin} ({rate} requests per second) needs a wait of {} ms, past the action's deadline",
+                wait.as_millis()
+            )));
+        }
+        std::thread::sleep(wait);
+        Ok(())
+    }
+}
+
+fn too_large(url: &str, limit: u64) -> HttpError {
+    HttpError::TooLarge(format!("the answer from {url} is larger than {limit} bytes (max_response_bytes)"))
+}
+
+fn classify(error: ureq::Error, url: &str, limit: u64) -> HttpError {
+    match error {
+        ureq::Error::Timeout(which) => HttpError::Timeout(format!("{url}: no complete answer in time ({which})")),
+        ureq::Error::BodyExceedsLimit(_) => too_large(url, limit),
+        ureq::Error::Tls(why) => HttpError::TlsFailed(format!("{url}: {why}")),
+        ureq::Error::Rustls(why) => HttpError::TlsFailed(format!("{url}: {why}")),
+        ureq::Error::Pem(why) => HttpError::TlsFailed(format!("{url}: {why}")),
+        ureq::Error::Io(io) if io.kind() == IoKind::PermissionDenied && io.to_string().starts_with(EGRESS_REFUSAL) => {
+            HttpError::Denied(io.to_string())
+        }
+        ureq::Error::Io(io) if matches!(io.kind(), IoKind::TimedOut | IoKind::WouldBlock) => {
+            HttpError::Timeout(format!("{url}: {io}"))
+        }
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+            HttpError::TlsFailed(format!("{url}: {io}"))
+        }
+        ureq::Error::HostNotFound => HttpError::ConnectionFailed(format!("{url}: the host name does not resolve")),
+        ureq::Error::ConnectionFailed => HttpError::ConnectionFailed(format!("{url}: connection refused or failed")),
+        other => HttpError::ConnectionFailed(format!("{url}: {other}")),
+    }
+}

@@ -1,0 +1,24 @@
+//! The reference host of the restricted-group SOAR plugin, as a library a platform embeds: it
+//! loads the component, runs each action in a fresh bounded store, polices every request the
+//! plugin makes, keeps the tokens, and reports each action as the JSON document and exit code the
+//! `soar-host` contract fixes.
+//!
+//! - [`runtime`]: loading (cache, pin, import checks) and one bounded invocation;
+//! - [`services`] with [`wasi`] and [`wit`]: what the component imports;
+//! - [`egress`], [`http_client`], [`secret`]: who may be reached, how, and what never leaks;
+//! - [`config`]: the config file; [`action`]: one action from request to report;
+//! - [`audit`], [`cache`], [`group_lock`]: what the host keeps on disk.
+
+pub mod action;
+pub mod audit;
+pub mod cache;
+pub mod config;
+pub mod egress;
+pub mod group_lock;
+pub mod http_client;
+pub mod runtime;
+pub mod secret;
+pub mod services;
+pub mod url;
+pub mod wasi;
+pub mod wit;

@@ -1,0 +1,333 @@
+//! A SCIM 2.0 server on loopback that behaves like ZPA's SCIM endpoint (base path
+//! `/scim/1/<idp_id>/v2`, bearer token, numeric-string ids, users carrying a read-only `groups`
+//! list, PATCH on members answering 204), and can play the quirks and faults of other servers.
+//! `soar-host simulator` serves it for people; tests and `soar-host demo` start it in-process.
+
+pub mod filter;
+pub mod http;
+pub mod patch;
+pub mod quirks;
+pub mod scim;
+
+use crate::http::{HttpRequest, Reply, Server};
+use crate::scim::{Directory, Kind};
+pub use quirks::{Fault, Quirk};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+
+pub const DEFAULT_IDP_ID: &str = "144118148382065427";
+
+/// The seed file: users and groups to start with.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    #[serde(default)]
+    pub idp_id: Option<String>,
+    #[serde(default)]
+    pub users: Vec<Value>,
+    #[serde(default)]
+    pub groups: Vec<SeedGroup>,
+}
+
+/// A seeded group: `members` lists user ids (or `{"value": id}` objects); other attributes are
+/// kept as given.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SeedGroup {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(rename = "displayName")]
+    pub display_name: String,
+    #[serde(default)]
+    pub members: Vec<SeedMember>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+impl SeedGroup {
+    pub fn new(display_name: &str) -> Self {
+        SeedGroup {
+            id: None,
+            display_name: display_name.into(),
+            members: Vec::new(),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SeedMember {
+    Id(String),
+    Object { value: String },
+}
+
+impl SeedMember {
+    pub fn id(&self) -> &str {
+        match self {
+            SeedMember::Id(id) | SeedMember::Object { value: id } => id,
+        }
+    }
+}
+
+impl Seed {
+    pub fn from_file(path: &std::path::Path) -> Result<Seed, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read seed file {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("seed file {} is not valid: {e}", path.display()))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SimulatorOptions {
+    pub listen: SocketAddr,
+    pub token: String,
+    pub seed: Seed,
+    pub quirks: Vec<Quirk>,
+    pub faults: Vec<Fault>,
+    /// Serve https with this certificate (the base URL then names `localhost`).
+    pub tls: http::Tls,
+}
+
+impl SimulatorOptions {
+    pub fn new(token: impl Into<String>) -> Self {
+        SimulatorOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: token.into(),
+            seed: Seed::default(),
+            quirks: Vec::new(),
+            faults: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
+/// One request as the simulator received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
+impl Recorded {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// State shared by the connection threads.
+pub struct Shared {
+    token: String,
+    base_path: String,
+    origin: String,
+    quirks: Mutex<BTreeSet<Quirk>>,
+    faults: Mutex<BTreeSet<Fault>>,
+    pub(crate) directory: Mutex<Directory>,
+    requests: Mutex<Vec<Recorded>>,
+    attempts: Mutex<BTreeMap<String, u32>>,
+}
+
+impl Shared {
+    fn has(&self, quirk: Quirk) -> bool {
+        self.quirks.lock().expect("quirks lock").contains(&quirk)
+    }
+
+    fn has_fault(&self, fault: Fault) -> bool {
+        self.faults.lock().expect("faults lock").contains(&fault)
+    }
+
+    fn base_url(&self) -> String {
+        format!("{}{}", self.origin, self.base_path)
+    }
+
+    fn record(&self, request: &HttpRequest) {
+        self.requests.lock().expect("requests lock").push(Recorded {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            authorization: request.header("authorization").map(str::to_string),
+            body: String::from_utf8_lossy(&request.body).into_owned(),
+        });
+    }
+
+    /// How many times this method and path have been asked for, this one included.
+    fn count_request(&self, key: &str) -> u32 {
+        let mut attempts = self.attempts.lock().expect("attempts lock");
+        let count = attempts.entry(key.to_string()).or_insert(0);
+        *count += 1;
+        *count
+    }
+
+    fn total_requests(&self) -> usize {
+        self.requests.lock().expect("requests lock").len()
+    }
+}
+
+pub struct Simulator {
+    shared: Arc<Shared>,
+    server: Server,
+}
+
+impl Simulator {
+    pub fn start(options: SimulatorOptions) -> Result<Simulator, String> {
+        let listener = TcpListener::bind(options.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let idp_id = options.seed.idp_id.clone().unwrap_or_else(|| DEFAULT_IDP_ID.to_string());
+        if idp_id.is_empty() || !idp_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(format!("idp_id \"{idp_id}\" may hold only letters, digits, '-' and '_'"));
+        }
+        let host = match addr.ip() {
+            _ if options.tls.is_some() => "localhost".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let shared = Arc::new(Shared {
+            token: options.token,
+            base_path: format!("/scim/1/{idp_id}/v2"),
+            origin: format!("{scheme}://{host}:{}", addr.port()),
+            quirks: Mutex::new(options.quirks.into_iter().collect()),
+            faults: Mutex::new(options.faults.into_iter().collect()),
+            directory: Mutex::new(Directory::default()),
+            requests: Mutex::new(Vec::new()),
+            attempts: Mutex::new(BTreeMap::new()),
+        });
+        let simulator_seed = options.seed;
+        {
+            let mut directory = shared.directory.lock().expect("directory lock");
+            for user in simulator_seed.users {
+                if !user.is_object() || user.get("userName").and_then(Value::as_str).is_none() {
+                    return Err(format!("seed user {user} needs a userName"));
+                }
+                directory.insert(Kind::User, user);
+            }
+            for group in simulator_seed.groups {
+                let members: Vec<Value> = group.members.iter().map(|m| json!({"value": m.id()})).collect();
+                let mut resource = Value::Object(group.extra);
+                resource["displayName"] = json!(group.display_name);
+                resource["members"] = json!(members);
+                if let Some(id) = group.id {
+                    resource["id"] = json!(id);
+                }
+                directory.insert(Kind::Group, resource);
+            }
+        }
+        let handler_state = shared.clone();
+        let server = Server::start(listener, Arc::new(move |request| -> Reply { handler_state.handle(request) }), options.tls)
+            .map_err(|e| format!("cannot start the simulator: {e}"))?;
+        Ok(Simulator { shared, server })
+    }
+
+    /// `http://127.0.0.1:PORT/scim/1/<idp_id>/v2`
+    pub fn base_url(&self) -> String {
+        self.shared.base_url()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// TCP connections accepted so far (keep-alive reuses one for many requests).
+    pub fn connections(&self) -> usize {
+        self.server.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_quirk(&self, quirk: Quirk, on: bool) {
+        switch(&self.shared.quirks, quirk, on);
+    }
+
+    pub fn set_fault(&self, fault: Fault, on: bool) {
+        switch(&self.shared.faults, fault, on);
+    }
+
+    /// Adds a user; returns its id.
+    pub fn add_user(&self, user_name: &str) -> String {
+        self.add_user_resource(json!({"userName": user_name, "active": true}))
+    }
+
+    pub fn add_user_resource(&self, resource: Value) -> String {
+        let mut directory = self.shared.directory.lock().expect("directory lock");
+        directory.insert(Kind::User, resource)["id"].as_str().expect("id").to_string()
+    }
+
+    /// Adds a group with these member ids; returns its id.
+    pub fn add_group(&self, display_name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
+        let mut directory = self.shared.directory.lock().expect("directory lock");
+        directory.insert(Kind::Group, json!({"displayName": display_name, "members": members}))["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// The id of the user with this userName (case-insensitive), read from the store directly.
+    pub fn user_id_of(&self, user_name: &str) -> Option<String> {
+        self.id_where(Kind::User, "userName", user_name)
+    }
+
+    /// The id of the first group with this displayName, read from the store directly.
+    pub fn group_id_of(&self, display_name: &str) -> Option<String> {
+        self.id_where(Kind::Group, "displayName", display_name)
+    }
+
+    /// The userName of a user id, read from the store directly.
+    pub fn user_name_of(&self, id: &str) -> Option<String> {
+        let directory = self.shared.directory.lock().expect("directory lock");
+        directory.find(Kind::User, id).and_then(|u| u["userName"].as_str().map(str::to_string))
+    }
+
+    fn id_where(&self, kind: Kind, attribute: &str, value: &str) -> Option<String> {
+        let directory = self.shared.directory.lock().expect("directory lock");
+        directory
+            .list(kind)
+            .iter()
+            .find(|r| r[attribute].as_str().is_some_and(|v| v.to_lowercase() == value.to_lowercase()))
+            .and_then(|r| r["id"].as_str().map(str::to_string))
+    }
+
+    /// The member ids of a group, in order, duplicates kept.
+    pub fn members(&self, group_id: &str) -> Vec<String> {
+        let directory = self.shared.directory.lock().expect("directory lock");
+        directory.find(Kind::Group, group_id).map(Directory::member_ids).unwrap_or_default()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().expect("requests lock").clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.requests.lock().expect("requests lock").clear();
+        self.shared.attempts.lock().expect("attempts lock").clear();
+    }
+}
+
+fn switch<T: Ord>(set: &Mutex<BTreeSet<T>>, item: T, on: bool) {
+    let mut set = set.lock().expect("switches lock");
+    if on {
+        set.insert(item);
+    } else {
+        set.remove(&item);
+    }
+}
+
+/// A token for a simulator started without one: 32 hex digits from the OS-seeded hasher.
+pub fn generate_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut token = String::new();
+    for salt in 0..2u8 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u8(salt);
+        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        token.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    token
+}

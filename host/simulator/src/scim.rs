@@ -1,0 +1,725 @@
+//! The simulated SCIM service: Users and Groups in memory, RFC 7644 list, filter, paging,
+//! projection, POST, PUT, PATCH and DELETE, ZPA's read-only `groups` on users, and the quirks
+//! and faults of real servers when switched on.
+
+use crate::filter;
+use crate::http::{HttpRequest, HttpResponse, Reply};
+use crate::patch::{self, Duplicates};
+use crate::quirks::{Fault, Quirk};
+use crate::Shared;
+use serde_json::{json, Map, Value};
+use std::time::{Duration, SystemTime};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const SCIM_JSON: &str = "application/scim+json";
+pub const MAX_COUNT: usize = 100;
+const DEFAULT_COUNT: usize = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    fn endpoint(self) -> &'static str {
+        match self {
+            Kind::User => "Users",
+            Kind::Group => "Groups",
+        }
+    }
+
+    fn schema(self) -> &'static str {
+        match self {
+            Kind::User => USER_SCHEMA,
+            Kind::Group => GROUP_SCHEMA,
+        }
+    }
+}
+
+/// Users and groups in creation order.
+#[derive(Debug, Default)]
+pub struct Directory {
+    pub users: Vec<Value>,
+    pub groups: Vec<Value>,
+    next_id: u64,
+}
+
+impl Directory {
+    pub fn new_id(&mut self) -> String {
+        loop {
+            self.next_id += 1;
+            let id = (7_000_000 + self.next_id).to_string();
+            if self.find(Kind::User, &id).is_none() && self.find(Kind::Group, &id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    pub fn list(&self, kind: Kind) -> &Vec<Value> {
+        match kind {
+            Kind::User => &self.users,
+            Kind::Group => &self.groups,
+        }
+    }
+
+    fn list_mut(&mut self, kind: Kind) -> &mut Vec<Value> {
+        match kind {
+            Kind::User => &mut self.users,
+            Kind::Group => &mut self.groups,
+        }
+    }
+
+    pub fn find(&self, kind: Kind, id: &str) -> Option<&Value> {
+        self.list(kind).iter().find(|r| r["id"] == id)
+    }
+
+    fn find_mut(&mut self, kind: Kind, id: &str) -> Option<&mut Value> {
+        self.list_mut(kind).iter_mut().find(|r| r["id"] == id)
+    }
+
+    /// The ids in a group's `members`, in order (duplicates kept).
+    pub fn member_ids(group: &Value) -> Vec<String> {
+        group["members"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|i| i["value"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Inserts a resource, assigning an id and meta when it has none.
+    pub fn insert(&mut self, kind: Kind, mut resource: Value) -> Value {
+        let id = match resource.get("id").and_then(Value::as_str) {
+            Some(id) => id.to_string(),
+            None => self.new_id(),
+        };
+        let now = now_rfc3339();
+        let object = resource.as_object_mut().expect("resources are objects");
+        object.insert("id".into(), json!(id));
+        object.insert("schemas".into(), json!([kind.schema()]));
+        object.insert(
+            "meta".into(),
+            json!({"resourceType": match kind { Kind::User => "User", Kind::Group => "Group" },
+                   "created": now, "lastModified": now, "version": "W/\"1\""}),
+        );
+        self.list_mut(kind).push(resource.clone());
+        resource
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+struct Answer {
+    status: u16,
+    body: Option<Value>,
+    headers: Vec<(String, String)>,
+}
+
+fn answer(status: u16, body: Value) -> Answer {
+    Answer {
+        status,
+        body: Some(body),
+        headers: Vec::new(),
+    }
+}
+
+fn no_content() -> Answer {
+    Answer {
+        status: 204,
+        body: None,
+        headers: Vec::new(),
+    }
+}
+
+impl Shared {
+    fn error(&self, request: &HttpRequest, status: u16, scim_type: Option<&str>, detail: &str) -> Answer {
+        let mut detail = detail.to_string();
+        if self.has(Quirk::EchoAuthorization) {
+            detail = format!("{detail} (request had Authorization: {})", request.header("authorization").unwrap_or("none"));
+        }
+        if self.has(Quirk::ZscalerErrors) {
+            return answer(
+                status,
+                json!({"id": status.to_string(), "code": scim_type.unwrap_or("error"), "message": detail,
+                       "reason": format!("HTTP {status}")}),
+            );
+        }
+        let mut body = json!({"schemas": [ERROR_SCHEMA], "status": status.to_string(), "detail": detail});
+        if let Some(scim_type) = scim_type {
+            body["scimType"] = json!(scim_type);
+        }
+        answer(status, body)
+    }
+
+    pub fn handle(&self, request: HttpRequest) -> Reply {
+        self.record(&request);
+        if let Some(reply) = self.fault_before(&request) {
+            return reply;
+        }
+        let answer = self.route(&request);
+        if self.has_fault(Fault::DropAfterChange) && request.method == "PATCH" && (200..300).contains(&answer.status) {
+            return cut_off_answer();
+        }
+        self.render(answer)
+    }
+
+    fn render(&self, answer: Answer) -> Reply {
+        let mut headers = answer.headers;
+        let body = match &answer.body {
+            Some(value) => {
+                let content_type = if self.has_fault(Fault::WrongContentType) { "text/html" } else { SCIM_JSON };
+                headers.push(("Content-Type".into(), content_type.into()));
+                let mut bytes = serde_json::to_vec_pretty(value).expect("JSON serialises");
+                if self.has_fault(Fault::MalformedJson) {
+                    bytes.truncate(bytes.len() / 2);
+                    bytes.extend_from_slice(b"<oops");
+                }
+                bytes
+            }
+            None => Vec::new(),
+        };
+        let response = HttpResponse {
+            status: answer.status,
+            headers,
+            body,
+        };
+        if self.has_fault(Fault::TruncatedBody) && !response.body.is_empty() {
+            let mut bytes = response.to_bytes();
+            bytes.truncate(bytes.len() - response.body.len() / 2);
+            return Reply::RawThenClose(bytes);
+        }
+        Reply::Respond(response)
+    }
+
+    /// Faults that replace the answer altogether.
+    fn fault_before(&self, request: &HttpRequest) -> Option<Reply> {
+        let attempt = self.count_request(&format!("{} {}", request.method, request.path));
+        let total = self.total_requests();
+        if self.has_fault(Fault::Stall) {
+            return Some(Reply::Stall(Duration::from_secs(30)));
+        }
+        if self.has_fault(Fault::Slow) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if self.has_fault(Fault::ConflictOnce) && request.method == "PATCH" && self.count_request("first PATCH") == 1 {
+            return Some(self.render(self.error(request, 409, Some("uniqueness"), "a concurrent change holds the group")));
+        }
+        if self.has_fault(Fault::DropConnection) && attempt == 1 {
+            return Some(cut_off_answer());
+        }
+        let throttled = |headers: Vec<(String, String)>| {
+            let mut answer = self.error(request, 429, None, "too many requests");
+            answer.headers = headers;
+            Some(self.render(answer))
+        };
+        if self.has_fault(Fault::Burst5xx) && total <= 3 {
+            return Some(self.render(self.error(request, 503, None, "service unavailable")));
+        }
+        if self.has_fault(Fault::RateLimitSeconds) && total == 1 {
+            return throttled(vec![("Retry-After".into(), "1".into())]);
+        }
+        if self.has_fault(Fault::RateLimitDate) && total == 1 {
+            // Whole seconds, as an HTTP date carries them, so the two dates are exactly 1 s apart.
+            let now = SystemTime::UNIX_EPOCH
+                + Duration::from_secs(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs());
+            return throttled(vec![
+                ("Date".into(), httpdate::fmt_http_date(now)),
+                ("Retry-After".into(), httpdate::fmt_http_date(now + Duration::from_secs(1))),
+            ]);
+        }
+        None
+    }
+
+    fn route(&self, request: &HttpRequest) -> Answer {
+        let Some(rest) = request.path.strip_prefix(&self.base_path) else {
+            return self.error(request, 404, None, &format!("no SCIM endpoint at {}", request.path));
+        };
+        let segments: Vec<&str> = rest.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let method = request.method.to_ascii_uppercase();
+        // Discovery endpoints need no token (as on ZIA) and are read-only.
+        if let Some(&first) = segments.first() {
+            if ["ServiceProviderConfig", "Schemas", "ResourceTypes"].contains(&first) {
+                if method != "GET" {
+                    return self.error(request, 405, None, &format!("{method} is not supported on /{first}"));
+                }
+                return self.discovery(request, &segments);
+            }
+        }
+        if !self.authorized(request) {
+            let status = if self.has(Quirk::ForbiddenOnBadToken) { 403 } else { 401 };
+            let mut answer = self.error(request, status, None, "missing or invalid bearer token");
+            answer.headers.push(("WWW-Authenticate".into(), "Bearer realm=\"scim\"".into()));
+            return answer;
+        }
+        let kinds: &[Kind] = match segments.first() {
+            Some(&"Users") => &[Kind::User],
+            Some(&"Groups") => &[Kind::Group],
+            Some(&".search") => &[Kind::User, Kind::Group],
+            _ => return self.error(request, 404, None, &format!("no resource at {}", request.path)),
+        };
+        let searching = segments.last() == Some(&".search") && segments.len() <= 2;
+        if searching {
+            if method != "POST" {
+                return self.error(request, 405, None, ".search takes POST");
+            }
+            return match self.search_params(request) {
+                Ok(params) => self.list(request, kinds, &params),
+                Err(answer) => answer,
+            };
+        }
+        if segments.len() > 2 {
+            return self.error(request, 404, None, "no such resource");
+        }
+        let projected = request.param("attributes").is_some() || request.param("excludedAttributes").is_some();
+        if projected && self.has(Quirk::ProjectionRejected) {
+            return self.error(request, 400, Some("invalidValue"), "attributes and excludedAttributes are not supported");
+        }
+        let kind = kinds[0];
+        match (method.as_str(), segments.get(1).map(|s| crate::http::percent_decode(s)).as_deref()) {
+            ("GET", None) => match ListParams::from_query(request) {
+                Ok(params) => self.list(request, kinds, &params),
+                Err(why) => self.error(request, 400, Some("invalidValue"), &why),
+            },
+            ("POST", None) => self.create(request, kind),
+            ("GET", Some(id)) => self.get(request, kind, id),
+            ("PUT", Some(id)) => self.replace(request, kind, id),
+            ("PATCH", Some(id)) => self.patch(request, kind, id),
+            ("DELETE", Some(id)) => self.delete(request, kind, id),
+            _ => self.error(request, 405, None, &format!("{method} is not supported here")),
+        }
+    }
+
+    fn discovery(&self, request: &HttpRequest, segments: &[&str]) -> Answer {
+        let everything = |list: Vec<Value>| answer(200, list_of(list, 1, None));
+        let one = |list: Vec<Value>, id: &str| match list.into_iter().find(|item| item["id"] == id) {
+            Some(item) => answer(200, item),
+            None => self.error(request, 404, None, &format!("nothing named {id}")),
+        };
+        match segments {
+            ["ServiceProviderConfig"] => answer(200, service_provider_config(&self.base_url())),
+            ["Schemas"] => everything(schemas()),
+            ["Schemas", id] => one(schemas(), id),
+            ["ResourceTypes"] => everything(resource_types()),
+            ["ResourceTypes", id] => one(resource_types(), id),
+            _ => self.error(request, 404, None, &format!("no resource at {}", request.path)),
+        }
+    }
+
+    /// The body of `POST .search` (RFC 7644 §3.4.3) as list parameters.
+    fn search_params(&self, request: &HttpRequest) -> Result<ListParams, Answer> {
+        let body = self.parse_body(request)?;
+        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+        let names = |key: &str| -> Option<Vec<String>> {
+            match body.get(key) {
+                Some(Value::Array(items)) => Some(items.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+                Some(Value::String(list)) => Some(list.split(',').map(str::to_string).collect()),
+                _ => None,
+            }
+        };
+        let number = |key: &str| body.get(key).and_then(Value::as_i64);
+        Ok(ListParams {
+            filter: text("filter"),
+            start_index: number("startIndex").unwrap_or(1).max(1) as usize,
+            count: number("count").map(|c| c.max(0) as usize),
+            attributes: names("attributes").map(|list| attribute_names(&list)),
+            excluded: names("excludedAttributes").map(|list| attribute_names(&list)),
+        })
+    }
+
+    fn authorized(&self, request: &HttpRequest) -> bool {
+        let Some(value) = request.header("authorization") else {
+            return false;
+        };
+        let Some((scheme, token)) = value.split_once(' ') else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case("bearer") && token.trim() == self.token
+    }
+
+    /// A resource as the server shows it: users get their read-only `groups`, locations filled.
+    fn present(&self, directory: &Directory, kind: Kind, resource: &Value) -> Value {
+        let mut shown = resource.clone();
+        let id = resource["id"].as_str().unwrap_or_default().to_string();
+        shown["meta"]["location"] = json!(format!("{}/{}/{id}", self.base_url(), kind.endpoint()));
+        match kind {
+            Kind::User if !self.has(Quirk::NoUserGroups) && !self.has(Quirk::NoMembership) => {
+                let groups: Vec<Value> = directory
+                    .groups
+                    .iter()
+                    .filter(|g| Directory::member_ids(g).contains(&id))
+                    .map(|g| {
+                        json!({"value": g["id"], "display": g["displayName"], "type": "direct",
+                               "$ref": format!("{}/Groups/{}", self.base_url(), g["id"].as_str().unwrap_or_default())})
+                    })
+                    .collect();
+                shown["groups"] = json!(groups);
+            }
+            Kind::Group if self.has(Quirk::NoMembership) => {
+                shown.as_object_mut().expect("object").remove("members");
+            }
+            _ => {}
+        }
+        shown
+    }
+
+    fn list(&self, request: &HttpRequest, kinds: &[Kind], params: &ListParams) -> Answer {
+        let filter = match params.filter.as_deref() {
+            None => None,
+            Some(_) if self.has(Quirk::FilterRejected) => {
+                return self.error(request, 400, Some("invalidFilter"), "filtering is not supported")
+            }
+            Some(text) if self.has(Quirk::NoMembership) && text.to_ascii_lowercase().contains("members") => {
+                return self.error(request, 400, Some("invalidFilter"), "cannot filter on members")
+            }
+            Some(_) if self.has(Quirk::FilterIgnored) => None,
+            Some(text) => match filter::parse(text) {
+                Ok(filter) => Some(filter),
+                Err(why) => return self.error(request, 400, Some("invalidFilter"), &format!("invalid filter: {why}")),
+            },
+        };
+        let page_cap = if self.has(Quirk::LoweredCount) { 2 } else { MAX_COUNT };
+        let count = params.count.unwrap_or(DEFAULT_COUNT).min(page_cap);
+        let directory = self.directory.lock().expect("directory lock");
+        let shown: Vec<Value> = kinds
+            .iter()
+            .flat_map(|&kind| directory.list(kind).iter().map(move |r| (kind, r)))
+            .map(|(kind, r)| self.present(&directory, kind, r))
+            .filter(|r| filter.as_ref().is_none_or(|f| filter::matches(f, r)))
+            .collect();
+        let total = shown.len();
+        let page: Vec<Value> = shown
+            .into_iter()
+            .skip(params.start_index - 1)
+            .take(count)
+            .map(|r| project(r, params.attributes.as_deref(), params.excluded.as_deref()))
+            .collect();
+        answer(200, list_of(page, params.start_index, Some(total)))
+    }
+
+    fn get(&self, request: &HttpRequest, kind: Kind, id: &str) -> Answer {
+        let directory = self.directory.lock().expect("directory lock");
+        match directory.find(kind, id) {
+            Some(resource) => {
+                let params = ListParams::from_query(request).unwrap_or_default();
+                let shown = self.present(&directory, kind, resource);
+                answer(200, project(shown, params.attributes.as_deref(), params.excluded.as_deref()))
+            }
+            None => self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint())),
+        }
+    }
+
+    fn parse_body(&self, request: &HttpRequest) -> Result<Map<String, Value>, Answer> {
+        match serde_json::from_slice::<Value>(&request.body) {
+            Ok(Value::Object(object)) => Ok(object),
+            _ => Err(self.error(request, 400, Some("invalidSyntax"), "the body must be a JSON object")),
+        }
+    }
+
+    /// Checks what a user or group may hold before it is stored.
+    fn validate(&self, request: &HttpRequest, directory: &Directory, kind: Kind, resource: &Value, own_id: Option<&str>) -> Result<(), Answer> {
+        match kind {
+            Kind::User => {
+                let Some(user_name) = resource.get("userName").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+                    return Err(self.error(request, 400, Some("invalidValue"), "userName is required"));
+                };
+                let taken = directory.users.iter().any(|u| {
+                    u["id"].as_str() != own_id
+                        && u["userName"].as_str().is_some_and(|n| n.to_lowercase() == user_name.to_lowercase())
+                });
+                if taken {
+                    return Err(self.error(request, 409, Some("uniqueness"), &format!("userName {user_name} is taken")));
+                }
+            }
+            Kind::Group => {
+                if resource.get("displayName").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    return Err(self.error(request, 400, Some("invalidValue"), "displayName is required"));
+                }
+                for member in Directory::member_ids(resource) {
+                    if directory.find(Kind::User, &member).is_none() && directory.find(Kind::Group, &member).is_none() {
+                        return Err(self.error(request, 400, Some("invalidValue"), &format!("no member with id {member}")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn create(&self, request: &HttpRequest, kind: Kind) -> Answer {
+        let mut object = match self.parse_body(request) {
+            Ok(object) => object,
+            Err(answer) => return answer,
+        };
+        for read_only in ["id", "meta", "groups"] {
+            object.remove(read_only);
+        }
+        let resource = Value::Object(object);
+        let mut directory = self.directory.lock().expect("directory lock");
+        if let Err(answer) = self.validate(request, &directory, kind, &resource, None) {
+            return answer;
+        }
+        let stored = directory.insert(kind, resource);
+        let shown = self.present(&directory, kind, &stored);
+        let location = shown["meta"]["location"].as_str().unwrap_or_default().to_string();
+        let mut created = answer(201, shown);
+        created.headers.push(("Location".into(), location));
+        created
+    }
+
+    fn replace(&self, request: &HttpRequest, kind: Kind, id: &str) -> Answer {
+        let mut object = match self.parse_body(request) {
+            Ok(object) => object,
+            Err(answer) => return answer,
+        };
+        let mut directory = self.directory.lock().expect("directory lock");
+        let Some(existing) = directory.find(kind, id).cloned() else {
+            return self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint()));
+        };
+        object.insert("id".into(), existing["id"].clone());
+        object.insert("meta".into(), existing["meta"].clone());
+        object.insert("schemas".into(), existing["schemas"].clone());
+        object.remove("groups");
+        let resource = Value::Object(object);
+        if let Err(answer) = self.validate(request, &directory, kind, &resource, Some(id)) {
+            return answer;
+        }
+        let stored = directory.find_mut(kind, id).expect("found above");
+        *stored = resource;
+        touch(stored);
+        let stored = stored.clone();
+        answer(200, self.present(&directory, kind, &stored))
+    }
+
+    fn patch(&self, request: &HttpRequest, kind: Kind, id: &str) -> Answer {
+        let body: Value = match serde_json::from_slice(&request.body) {
+            Ok(body) => body,
+            Err(_) => return self.error(request, 400, Some("invalidSyntax"), "the body is not JSON"),
+        };
+        if kind == Kind::Group {
+            if let Some(refusal) = self.refused_patch_form(request, &body) {
+                return refusal;
+            }
+        }
+        let mut directory = self.directory.lock().expect("directory lock");
+        let Some(existing) = directory.find(kind, id).cloned() else {
+            return self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint()));
+        };
+        let mut updated = existing.clone();
+        let duplicates = if self.has(Quirk::DuplicateMembers) { Duplicates::Store } else { Duplicates::Skip };
+        if let Err(error) = patch::apply(&mut updated, &body, duplicates) {
+            return self.error(request, 400, Some(error.scim_type), &error.detail);
+        }
+        if let Err(answer) = self.validate(request, &directory, kind, &updated, Some(id)) {
+            return answer;
+        }
+        touch(&mut updated);
+        *directory.find_mut(kind, id).expect("found above") = updated.clone();
+        if kind == Kind::Group && !self.has(Quirk::PatchReturns200) {
+            return no_content();
+        }
+        answer(200, self.present(&directory, kind, &updated))
+    }
+
+    /// The PATCH forms a quirk makes the server refuse.
+    fn refused_patch_form(&self, request: &HttpRequest, body: &Value) -> Option<Answer> {
+        let operations = body.get("Operations")?.as_array()?;
+        for operation in operations {
+            let op = operation.get("op").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+            let path = operation.get("path").and_then(Value::as_str);
+            let has_value = operation.get("value").is_some_and(|v| !v.is_null());
+            let on_members = path.is_some_and(|p| p.to_ascii_lowercase().starts_with("members"));
+            let refused = match op.as_str() {
+                "add" => self.has(Quirk::PathlessAddOnly) && on_members,
+                "remove" => {
+                    (self.has(Quirk::RfcRemoveRejected) && on_members && path.is_some_and(|p| p.contains('[')))
+                        || (self.has(Quirk::EntraRemoveRejected) && on_members && has_value)
+                }
+                _ => false,
+            };
+            if refused {
+                return Some(self.error(request, 400, Some("invalidPath"), &format!("this server does not accept that {op} form")));
+            }
+        }
+        None
+    }
+
+    fn delete(&self, request: &HttpRequest, kind: Kind, id: &str) -> Answer {
+        let mut directory = self.directory.lock().expect("directory lock");
+        let before = directory.list(kind).len();
+        directory.list_mut(kind).retain(|r| r["id"] != id);
+        if directory.list(kind).len() == before {
+            return self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint()));
+        }
+        for group in directory.groups.iter_mut() {
+            if let Some(members) = group.get_mut("members").and_then(Value::as_array_mut) {
+                members.retain(|m| m["value"] != id);
+            }
+        }
+        no_content()
+    }
+}
+
+fn touch(resource: &mut Value) {
+    let version = resource["meta"]["version"]
+        .as_str()
+        .and_then(|v| v.trim_start_matches("W/\"").trim_end_matches('"').parse::<u64>().ok())
+        .unwrap_or(1);
+    resource["meta"]["lastModified"] = json!(now_rfc3339());
+    resource["meta"]["version"] = json!(format!("W/\"{}\"", version + 1));
+}
+
+/// List and projection parameters, from a query string or a `.search` body.
+#[derive(Clone, Debug, Default)]
+struct ListParams {
+    filter: Option<String>,
+    start_index: usize,
+    count: Option<usize>,
+    attributes: Option<Vec<String>>,
+    excluded: Option<Vec<String>>,
+}
+
+impl ListParams {
+    fn from_query(request: &HttpRequest) -> Result<ListParams, String> {
+        let number = |name: &str| -> Result<Option<i64>, String> {
+            request
+                .param(name)
+                .map(|v| v.trim().parse::<i64>().map_err(|_| format!("{name} must be a number")))
+                .transpose()
+        };
+        let names = |name: &str| request.param(name).map(|list| attribute_names(&list.split(',').map(str::to_string).collect::<Vec<_>>()));
+        Ok(ListParams {
+            filter: request.param("filter").map(str::to_string),
+            start_index: number("startIndex")?.unwrap_or(1).max(1) as usize,
+            count: number("count")?.map(|c| c.max(0) as usize),
+            attributes: names("attributes"),
+            excluded: names("excludedAttributes"),
+        })
+    }
+}
+
+/// Top-level attribute names, lower-cased, from `attributes` lists (`name.givenName` → `name`,
+/// schema URNs dropped).
+fn attribute_names(list: &[String]) -> Vec<String> {
+    list.iter()
+        .map(|a| {
+            let a = a.trim();
+            let a = a.rsplit_once(':').map(|(_, name)| name).unwrap_or(a);
+            a.split('.').next().unwrap_or(a).to_ascii_lowercase()
+        })
+        .collect()
+}
+
+/// `attributes` keeps only the named top-level attributes (and `id`, `schemas`, `meta`);
+/// `excludedAttributes` drops the named ones.
+fn project(mut resource: Value, attributes: Option<&[String]>, excluded: Option<&[String]>) -> Value {
+    let object = resource.as_object_mut().expect("resources are objects");
+    if let Some(keep) = attributes {
+        object.retain(|k, _| ["id", "schemas", "meta"].contains(&k.as_str()) || keep.contains(&k.to_ascii_lowercase()));
+    }
+    if let Some(drop) = excluded {
+        object.retain(|k, _| k == "id" || k == "schemas" || !drop.contains(&k.to_ascii_lowercase()));
+    }
+    resource
+}
+
+fn list_of(resources: Vec<Value>, start_index: usize, total: Option<usize>) -> Value {
+    json!({"schemas": [LIST_SCHEMA], "totalResults": total.unwrap_or(resources.len()),
+           "startIndex": start_index, "itemsPerPage": resources.len(), "Resources": resources})
+}
+
+fn service_provider_config(base_url: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "documentationUri": "https://help.zscaler.com/zpa/about-scim-apis",
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": MAX_COUNT},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": false},
+        "authenticationSchemes": [{"type": "oauthbearertoken", "name": "OAuth Bearer Token",
+                                   "description": "Authentication with the SCIM bearer token", "primary": true}],
+        "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base_url}/ServiceProviderConfig")}
+    })
+}
+
+fn resource_types() -> Vec<Value> {
+    [("User", "Users", USER_SCHEMA), ("Group", "Groups", GROUP_SCHEMA)]
+        .into_iter()
+        .map(|(id, endpoint, schema)| {
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"], "id": id, "name": id,
+                   "endpoint": format!("/{endpoint}"), "schema": schema, "description": format!("{id} account"),
+                   "meta": {"resourceType": "ResourceType", "location": format!("/ResourceTypes/{id}")}})
+        })
+        .collect()
+}
+
+fn attribute(name: &str, kind: &str, extra: Value) -> Value {
+    let mut base = json!({"name": name, "type": kind, "multiValued": false, "required": false,
+                          "caseExact": false, "mutability": "readWrite", "returned": "default",
+                          "uniqueness": "none", "description": name});
+    for (k, v) in extra.as_object().expect("object") {
+        base[k] = v.clone();
+    }
+    base
+}
+
+fn schemas() -> Vec<Value> {
+    let string = |name: &str| attribute(name, "string", json!({}));
+    let reference_list = |name: &str, mutability: &str, types: Value| {
+        attribute(
+            name,
+            "complex",
+            json!({"multiValued": true, "mutability": mutability, "subAttributes": [
+                attribute("value", "string", json!({"mutability": "immutable", "caseExact": true})),
+                attribute("$ref", "reference", json!({"mutability": "immutable", "referenceTypes": types, "caseExact": true})),
+                attribute("display", "string", json!({"mutability": "readOnly"})),
+                attribute("type", "string", json!({"mutability": "immutable", "canonicalValues": ["User", "Group", "direct", "indirect"]})),
+            ]}),
+        )
+    };
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": USER_SCHEMA, "name": "User", "description": "User Account",
+        "attributes": [
+            attribute("userName", "string", json!({"required": true, "uniqueness": "server"})),
+            attribute("name", "complex", json!({"subAttributes": [
+                string("formatted"), string("familyName"), string("givenName"), string("middleName"),
+                string("honorificPrefix"), string("honorificSuffix")]})),
+            string("displayName"), string("nickName"), string("title"), string("userType"),
+            string("preferredLanguage"), string("locale"), string("timezone"),
+            attribute("active", "boolean", json!({})),
+            attribute("emails", "complex", json!({"multiValued": true, "subAttributes": [
+                string("value"), string("display"),
+                attribute("type", "string", json!({"canonicalValues": ["work", "home", "other"]})),
+                attribute("primary", "boolean", json!({}))]})),
+            reference_list("groups", "readOnly", json!(["Group"])),
+        ],
+        "meta": {"resourceType": "Schema", "location": format!("/Schemas/{USER_SCHEMA}")}
+    });
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": GROUP_SCHEMA, "name": "Group", "description": "Group",
+        "attributes": [
+            attribute("displayName", "string", json!({"required": true})),
+            reference_list("members", "readWrite", json!(["User", "Group"])),
+        ],
+        "meta": {"resourceType": "Schema", "location": format!("/Schemas/{GROUP_SCHEMA}")}
+    });
+    vec![user, group]
+}
+
+/// The start of an answer, then a closed connection.
+fn cut_off_answer() -> Reply {
+    let partial = HttpResponse {
+        status: 200,
+        headers: vec![("Content-Type".into(), SCIM_JSON.into())],
+        body: br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":"#.to_vec(),
+    };
+    let mut bytes = partial.to_bytes();
+    bytes.truncate(bytes.len() - 10);
+    Reply::RawThenClose(bytes)
+}
