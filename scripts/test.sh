@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # A clean build gains nothing from incremental state, which costs gigabytes of disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+for component in rustfmt clippy; do
+  rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
+cargo fmt --all --check
 bash scripts/build-plugin.sh --fixtures
 
 # Independent SCIM software for the interop tests (PyPI), pinned, in a venv under target/.
@@ -21,6 +25,8 @@ export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
 # feature set; the end-to-end tests run the `soar-host` binary this build leaves in target/debug.
 # The benchmarks run once each as tests so that they keep working (timings come from `cargo bench`).
 packages=(-p soar-types -p restricted-group-plugin -p soar-host -p scim-simulator -p soar-host-cli -p soar-e2e)
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+cargo clippy --quiet --target wasm32-wasip2 -p soar-types -p restricted-group-plugin -p hostile-plugin --all-features -- -D warnings
 cargo build --quiet "${packages[@]}" --all-targets
 cargo test "${packages[@]}" --all-targets "$@"
 

@@ -1,15 +1,15 @@
 //! The four actions, run provider by provider: find the group, find the users, read
 //! membership, change only what must change.
 
+use crate::scim::client::ScimClient;
+use crate::scim::lookup::Membership;
+use crate::scim::response::{Group, User};
+use crate::summary::{connection_status, membership_status};
 use soar_types::host::Host;
 use soar_types::model::{
     ActionError, ActionResult, ErrorKind, GroupRef, MembershipRequest, Provider, ProviderOutcome, ProviderResult,
     Settings, UserOutcome, UserRef, UserResult,
 };
-use crate::scim::client::ScimClient;
-use crate::scim::lookup::Membership;
-use crate::scim::response::{Group, User};
-use crate::summary::{connection_status, membership_status};
 use soar_types::user_ref::check_user_ref;
 use soar_types::Action;
 
@@ -66,10 +66,7 @@ fn provider_result(provider: &Provider, users: Vec<UserResult>) -> ProviderResul
 }
 
 fn group_ref(group: &Group) -> GroupRef {
-    GroupRef {
-        display_name: group.display_name.clone(),
-        id: Some(group.id.clone()),
-    }
+    GroupRef { display_name: group.display_name.clone(), id: Some(group.id.clone()) }
 }
 
 fn protected_error(user: &UserRef, matched: &UserRef) -> ActionError {

@@ -37,11 +37,9 @@ impl Host for Imports {
             body: request.body,
         };
         match http::send(&request) {
-            Ok(response) => Ok(host::Response {
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-            }),
+            Ok(response) => {
+                Ok(host::Response { status: response.status, headers: response.headers, body: response.body })
+            }
             Err(error) => Err(match error {
                 http::HttpError::Denied(why) => host::HttpError::Denied(why),
                 http::HttpError::Timeout(why) => host::HttpError::Timeout(why),
@@ -133,10 +131,7 @@ fn to_wit_result(result: model::ActionResult) -> types::ActionResult {
             .into_iter()
             .map(|provider| types::ProviderResult {
                 idp: provider.idp,
-                group: provider.group.map(|group| types::GroupRef {
-                    display_name: group.display_name,
-                    id: group.id,
-                }),
+                group: provider.group.map(|group| types::GroupRef { display_name: group.display_name, id: group.id }),
                 outcome: provider.outcome.map(|model::ProviderOutcome::Connected| types::ProviderOutcome::Connected),
                 error: provider.error.map(to_wit_error),
                 users: provider

@@ -1,6 +1,8 @@
 //! Turning caller-supplied values into filter expressions and URLs safely (RFC 7644 §3.4.2.2,
 //! RFC 3986).
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 /// A SCIM filter string value: the JSON string literal of `value`, quotes included.
 pub fn filter_string(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
@@ -27,18 +29,13 @@ pub fn eq_filter(attribute: &str, value: &str) -> String {
     format!("{attribute} eq {}", filter_string(value))
 }
 
+/// Everything but RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// Percent-encodes everything but RFC 3986 unreserved characters: safe in a query value and
 /// in a path segment alike.
 pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, NOT_UNRESERVED).collect()
 }
 
 /// A path segment for an opaque id; `.` and `..` would change the path, so they are encoded too.
@@ -52,11 +49,7 @@ pub fn path_segment(value: &str) -> String {
 
 /// `name=value&...`, each value percent-encoded.
 pub fn query(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={}", percent_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(name, value)| format!("{name}={}", percent_encode(value))).collect::<Vec<_>>().join("&")
 }
 
 #[cfg(test)]

@@ -55,4 +55,29 @@ mod tests {
         }
         assert!(document.get("result_schema").is_none());
     }
+
+    #[test]
+    fn the_manifest_names_what_the_types_name() {
+        use soar_types::model::{ErrorKind, UserOutcome};
+        use soar_types::Action;
+        let document = manifest_document();
+        let actions: Vec<&str> =
+            document["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+        assert_eq!(actions, Action::ALL.iter().map(|a| a.as_str()).collect::<Vec<_>>());
+        let schema = &document["actions"][0]["output_schema"];
+        let kinds: Vec<&str> = schema["$defs"]["error"]["properties"]["kind"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ErrorKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>());
+        for action in document["actions"].as_array().unwrap() {
+            let outcomes = &action["output_schema"]["properties"]["providers"]["items"]["properties"]["users"]["items"]
+                ["properties"]["outcome"]["enum"];
+            for outcome in outcomes.as_array().unwrap().iter().filter_map(|o| o.as_str()) {
+                assert!(UserOutcome::parse(outcome).is_some(), "{outcome} is no user outcome");
+            }
+        }
+    }
 }

@@ -12,10 +12,8 @@ fn status_of(succeeded: usize, total: usize) -> Status {
 
 /// test-connection: a provider succeeds when it is connected.
 pub fn connection_status(providers: &[ProviderResult]) -> Status {
-    let connected = providers
-        .iter()
-        .filter(|p| p.outcome == Some(ProviderOutcome::Connected) && p.error.is_none())
-        .count();
+    let connected =
+        providers.iter().filter(|p| p.outcome == Some(ProviderOutcome::Connected) && p.error.is_none()).count();
     status_of(connected, providers.len())
 }
 
@@ -35,9 +33,8 @@ pub fn membership_status(providers: &mut [ProviderResult], user_count: usize) ->
         let failed_somewhere = entries.iter().any(|(provider_failed, user)| {
             *provider_failed || user.is_none_or(|u| u.error.is_some() || u.outcome.is_none())
         });
-        let nowhere = entries
-            .iter()
-            .all(|(_, user)| user.is_some_and(|u| u.outcome == Some(UserOutcome::NotInProvider)));
+        let nowhere =
+            entries.iter().all(|(_, user)| user.is_some_and(|u| u.outcome == Some(UserOutcome::NotInProvider)));
         let somewhere = entries.iter().any(|(_, user)| {
             user.is_some_and(|u| u.outcome.is_some_and(|o| o != UserOutcome::NotInProvider) && u.error.is_none())
         });
@@ -93,10 +90,8 @@ mod tests {
 
     #[test]
     fn not_in_one_provider_is_fine_when_another_has_the_user() {
-        let mut providers = vec![
-            provider("a", &[Some(UserOutcome::Added)]),
-            provider("b", &[Some(UserOutcome::NotInProvider)]),
-        ];
+        let mut providers =
+            vec![provider("a", &[Some(UserOutcome::Added)]), provider("b", &[Some(UserOutcome::NotInProvider)])];
         assert_eq!(membership_status(&mut providers, 1), Status::Success);
         assert!(providers[1].users[0].error.is_none());
     }

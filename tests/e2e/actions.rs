@@ -99,7 +99,8 @@ fn a_batch_is_one_patch_and_few_round_trips() {
     let run = run_with(&config, &args);
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
-    let outcomes: Vec<&str> = doc["providers"][0]["users"].as_array().unwrap().iter().map(|u| u["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        doc["providers"][0]["users"].as_array().unwrap().iter().map(|u| u["outcome"].as_str().unwrap()).collect();
     assert_eq!(&outcomes[..2], ["already-member", "already-member"]);
     assert!(outcomes[2..].iter().all(|o| *o == "added"), "{outcomes:?}");
     let n = names.len() as u64;
@@ -134,11 +135,8 @@ fn several_providers_each_get_their_own_token_and_outcome() {
     let entra = simulator(TOKEN, &[ALICE], &[]);
     let okta = simulator(OTHER_TOKEN, &[BOB], &[]);
     let dir = scratch_dir();
-    let config = write_config(
-        &dir,
-        &[("entra", &entra, "SOAR_TEST_TOKEN"), ("okta", &okta, "SOAR_TEST_TOKEN_2")],
-        json!({}),
-    );
+    let config =
+        write_config(&dir, &[("entra", &entra, "SOAR_TEST_TOKEN"), ("okta", &okta, "SOAR_TEST_TOKEN_2")], json!({}));
     let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", BOB]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!((run.outcome(0, 0), run.outcome(0, 1)), (json!("added"), json!("not-in-provider")));
@@ -161,8 +159,10 @@ fn several_providers_each_get_their_own_token_and_outcome() {
 fn one_provider_down_and_another_up_is_partial() {
     let up = simulator(TOKEN, &[ALICE], &[]);
     let dir = scratch_dir();
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(write_config(&dir, &[("up", &up, "SOAR_TEST_TOKEN")], json!({}))).unwrap()).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(write_config(&dir, &[("up", &up, "SOAR_TEST_TOKEN")], json!({}))).unwrap(),
+    )
+    .unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     config["identity_providers"].as_array_mut().unwrap().push(json!({
         "name": "down", "base_url": format!("http://{closed}/scim/v2"), "restricted_group": GROUP,
@@ -197,7 +197,8 @@ fn failures_come_back_as_typed_errors() {
     let run = run_with(&wrong_token, &["test-connection"]);
     assert_eq!((run.code, run.json()["providers"][0]["error"]["kind"].clone()), (1, json!("auth-failed")));
 
-    let mut other_group = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let mut other_group =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&config).unwrap()).unwrap();
     other_group["identity_providers"][0]["restricted_group"] = json!("No Such Group");
     let missing = write_json(&dir, "missing.json", &other_group);
     let run = run_with(&missing, &["test-connection"]);
@@ -216,7 +217,8 @@ fn failures_come_back_as_typed_errors() {
 #[test]
 fn users_named_by_id_and_external_id() {
     let sim = simulator(TOKEN, &[BOB], &[]);
-    let carol = sim.add_user_resource(json!({"userName": "c.w@corp.example", "externalId": "EMP-0042", "active": "true"}));
+    let carol =
+        sim.add_user_resource(json!({"userName": "c.w@corp.example", "externalId": "EMP-0042", "active": "true"}));
     let dir = scratch_dir();
     let config = write_config(&dir, &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({}));
     let bob = user_id(&sim, BOB);

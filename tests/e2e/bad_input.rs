@@ -1,9 +1,9 @@
 //! Bad input is refused with exit 2, one JSON error document naming what is wrong, and nothing
 //! sent: the simulator behind each config must have received no request at all.
 
+use scim_simulator::Simulator;
 use serde_json::{json, Value};
 use soar_e2e::*;
-use scim_simulator::Simulator;
 use std::path::Path;
 
 const ALICE: &str = "alice@corp.example";
@@ -62,7 +62,11 @@ fn invalid_users_refuse_the_whole_call() {
     );
     refused(&run_with(&config, &["add-to-group", "--user", ALICE, "--idp", "nope"]), "invalid-input", "--idp nope");
     refused(&run_with(&config, &["add-to-group", ALICE]), "invalid-input", "--user");
-    refused(&run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "many"]), "invalid-input", "--max-retries");
+    refused(
+        &run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "many"]),
+        "invalid-input",
+        "--max-retries",
+    );
     assert!(sim.requests().is_empty(), "nothing may be sent: {:?}", request_lines(&sim));
 }
 
@@ -189,7 +193,9 @@ fn help_and_version_work_without_a_config() {
 
 #[test]
 fn every_command_has_help_with_a_working_example() {
-    for command in ["test-connection", "add-to-group", "remove-from-group", "check-membership", "describe", "simulator", "demo"] {
+    for command in
+        ["test-connection", "add-to-group", "remove-from-group", "check-membership", "describe", "simulator", "demo"]
+    {
         let run = soar_host(&[command, "--help"], None);
         assert_eq!(run.code, 0, "{command}: {run:?}");
         assert!(run.stdout.contains(&format!("usage: soar-host [GLOBAL OPTIONS] {command}")), "{}", run.stdout);
@@ -201,13 +207,17 @@ fn every_command_has_help_with_a_working_example() {
 fn table_output_is_one_line_per_provider_and_user() {
     let (sim, dir, _) = setup();
     let config = dir.join("config.json");
-    let run = run_with(&config, &["--output", "table", "add-to-group", "--user", ALICE, "--user", "ghost@corp.example"]);
+    let run =
+        run_with(&config, &["--output", "table", "add-to-group", "--user", ALICE, "--user", "ghost@corp.example"]);
     assert_eq!(run.code, 3, "{run:?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert!(lines[0].starts_with("add-to-group partial"), "{lines:?}");
     assert!(lines[1].starts_with("PROVIDER") && lines[1].contains("OUTCOME"), "{lines:?}");
     assert!(lines[2].starts_with("zpa") && lines[2].contains(ALICE) && lines[2].contains("added"), "{lines:?}");
-    assert!(lines[3].contains("ghost@corp.example") && lines[3].contains("error") && lines[3].contains("user-not-found"), "{lines:?}");
+    assert!(
+        lines[3].contains("ghost@corp.example") && lines[3].contains("error") && lines[3].contains("user-not-found"),
+        "{lines:?}"
+    );
     assert!(!run.stdout.contains('\u{1b}'), "no colours when stdout is not a terminal");
     assert_eq!(member_names(&sim), [ALICE]);
 }
@@ -219,7 +229,8 @@ fn describe_prints_the_manifest() {
     let manifest = run.json();
     assert_eq!(manifest["wit_version"], "1.0.0");
     assert_eq!(manifest["credential"]["host_held"], true);
-    let actions: Vec<&str> = manifest["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        manifest["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(actions, ["test-connection", "add-to-group", "remove-from-group", "check-membership"]);
     assert_eq!(manifest["actions"][1]["undo"], "remove-from-group");
 }

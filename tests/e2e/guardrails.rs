@@ -18,7 +18,10 @@ fn config_with(sim: &scim_simulator::Simulator, extra: Value) -> (std::path::Pat
 #[test]
 fn protected_users_are_never_added_and_the_others_proceed() {
     let sim = simulator(TOKEN, &[ALICE, BOB, ADMIN], &[]);
-    let (_, config) = config_with(&sim, json!({"protected_users": ["BreakGlass@Corp.Example", format!("id:{}", user_id(&sim, BOB))]}));
+    let (_, config) = config_with(
+        &sim,
+        json!({"protected_users": ["BreakGlass@Corp.Example", format!("id:{}", user_id(&sim, BOB))]}),
+    );
 
     let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", ADMIN]);
     assert_eq!(run.code, 3, "{run:?}");
@@ -26,7 +29,10 @@ fn protected_users_are_never_added_and_the_others_proceed() {
     assert_eq!(run.outcome(0, 0), "added");
     assert_eq!(run.user_error_kind(0, 1), "protected-user");
     let lookups: Vec<String> = sim.requests().iter().filter_map(|r| r.param("filter").map(str::to_string)).collect();
-    assert!(lookups.iter().all(|f| !f.to_lowercase().contains("breakglass")), "nothing sent for the protected user: {lookups:?}");
+    assert!(
+        lookups.iter().all(|f| !f.to_lowercase().contains("breakglass")),
+        "nothing sent for the protected user: {lookups:?}"
+    );
 
     // Protected by id, asked for by email: caught after the lookup, before any change.
     sim.clear_requests();
@@ -84,7 +90,10 @@ fn every_change_and_dry_run_decision_is_audited_without_the_token() {
 
     let run = run_with(&config, &["--correlation-id", "INC-1", "add-to-group", "--user", ALICE, "--dry-run"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let run = run_with(&config, &["--correlation-id", "INC-2", "add-to-group", "--user", ALICE, "--user", "ghost@corp.example"]);
+    let run = run_with(
+        &config,
+        &["--correlation-id", "INC-2", "add-to-group", "--user", ALICE, "--user", "ghost@corp.example"],
+    );
     assert_eq!(run.code, 3, "{run:?}");
     let run = run_with(&config, &["--correlation-id", "INC-3", "remove-from-group", "--user", ALICE]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -141,7 +150,8 @@ fn an_unwritable_audit_log_stops_the_action_before_any_request() {
     let sim = simulator(TOKEN, &[ALICE], &[]);
     let (dir, _) = config_with(&sim, json!({}));
     std::fs::create_dir_all(dir.join("audit-is-a-folder.jsonl")).unwrap();
-    let config = write_config(&dir, &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({"audit_log": "audit-is-a-folder.jsonl"}));
+    let config =
+        write_config(&dir, &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({"audit_log": "audit-is-a-folder.jsonl"}));
     let run = run_with(&config, &["add-to-group", "--user", ALICE]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.json()["error"]["message"].as_str().unwrap().contains("cannot open audit_log"));
@@ -169,11 +179,13 @@ fn addresses_a_provider_may_not_reach_are_denied_before_connecting() {
         ("https://10.255.255.1/scim/v2", json!({}), "allow_private_network"),
         ("https://[fd00::1]/scim/v2", json!({}), "allow_private_network"),
     ] {
-        let mut provider = json!({"name": "p", "base_url": base_url, "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
+        let mut provider =
+            json!({"name": "p", "base_url": base_url, "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
         for (k, v) in extra.as_object().unwrap() {
             provider[k] = v.clone();
         }
-        let config = write_json(&dir, "config.json", &json!({"identity_providers": [provider], "connect_timeout_ms": 500}));
+        let config =
+            write_json(&dir, "config.json", &json!({"identity_providers": [provider], "connect_timeout_ms": 500}));
         let run = run_with(&config, &["test-connection"]);
         assert_eq!(run.code, 1, "{run:?}");
         let error = &run.json()["providers"][0]["error"];
@@ -187,7 +199,10 @@ fn addresses_a_provider_may_not_reach_are_denied_before_connecting() {
 fn the_rate_limit_wait_counts_against_the_deadline() {
     let sim = simulator(TOKEN, &[ALICE], &[]);
     let dir = scratch_dir();
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(write_config(&dir, &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap()).unwrap();
+    let mut config: Value = serde_json::from_str(
+        &std::fs::read_to_string(write_config(&dir, &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap(),
+    )
+    .unwrap();
     // One request every 4 s, one action of 2 s: the second request cannot fit.
     config["identity_providers"][0]["requests_per_second"] = json!(0.25);
     config["deadline_ms"] = json!(2000);

@@ -1,9 +1,9 @@
 //! Interop with SCIM software we did not write (PyPI, installed by scripts/test.sh):
 //! the plugin against `scim2-server`, and `scim2-tester` against our simulator.
 
+use scim_simulator::{Simulator, SimulatorOptions};
 use serde_json::{json, Value};
 use soar_e2e::*;
-use scim_simulator::{Simulator, SimulatorOptions};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 fn tool(variable: &str) -> PathBuf {
     let path = std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| {
-        panic!("{variable} is not set: run the tests with `bash scripts/test.sh`, which installs the SCIM tools from PyPI")
+        panic!(
+            "{variable} is not set: run the tests with `bash scripts/test.sh`, which installs the SCIM tools from PyPI"
+        )
     });
     assert!(path.is_file(), "{variable}={} does not exist: run `bash scripts/test.sh`", path.display());
     path
@@ -39,10 +41,7 @@ impl Scim2Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start scim2-server");
-        let mut server = Scim2Server {
-            child,
-            base_url: format!("http://127.0.0.1:{port}/v2"),
-        };
+        let mut server = Scim2Server { child, base_url: format!("http://127.0.0.1:{port}/v2") };
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -102,7 +101,8 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 #[test]
 fn the_plugin_works_against_scim2_server() {
     let server = Scim2Server::start();
-    let users: Vec<String> = ["alice", "bob", "carol", "dave", "erin"].iter().map(|n| format!("{n}@corp.example")).collect();
+    let users: Vec<String> =
+        ["alice", "bob", "carol", "dave", "erin"].iter().map(|n| format!("{n}@corp.example")).collect();
     let ids: Vec<String> = users.iter().map(|u| server.create_user(u)).collect();
     let group = server.request(
         "POST",
@@ -127,7 +127,20 @@ fn the_plugin_works_against_scim2_server() {
     assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
     assert_eq!(server.members(&gid), [ids[0].clone()]);
 
-    let run = run_with(&config, &["add-to-group", "--user", &users[0].to_uppercase(), "--user", &users[1], "--user", &users[2], "--user", &users[3]]);
+    let run = run_with(
+        &config,
+        &[
+            "add-to-group",
+            "--user",
+            &users[0].to_uppercase(),
+            "--user",
+            &users[1],
+            "--user",
+            &users[2],
+            "--user",
+            &users[3],
+        ],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.outcome(0, 0), "already-member");
     assert_eq!(server.members(&gid), sorted(ids[..4].to_vec()));

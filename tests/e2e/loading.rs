@@ -65,7 +65,8 @@ fn a_plugin_with_another_hash_is_refused() {
     assert!(message.contains(&wrong) && message.contains(&actual), "names both hashes: {message}");
     assert!(sim.requests().is_empty());
 
-    let config = write_config(&dir, &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({"plugin_sha256": actual.to_uppercase()}));
+    let config =
+        write_config(&dir, &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({"plugin_sha256": actual.to_uppercase()}));
     let run = run_with(&config, &["test-connection"]);
     assert_eq!(run.code, 0, "{run:?}");
 }

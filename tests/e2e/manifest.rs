@@ -11,8 +11,10 @@ fn manifest() -> Value {
 }
 
 fn validate(schema: &Value, document: &Value, what: &str) {
-    let validator = jsonschema::validator_for(schema).unwrap_or_else(|e| panic!("{what}: the schema does not compile: {e}"));
-    let errors: Vec<String> = validator.iter_errors(document).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let validator =
+        jsonschema::validator_for(schema).unwrap_or_else(|e| panic!("{what}: the schema does not compile: {e}"));
+    let errors: Vec<String> =
+        validator.iter_errors(document).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "{what}: {errors:?}\n{document:#}");
 }
 
@@ -78,7 +80,8 @@ fn every_action_runs_with_its_declared_parameters_and_its_output_validates() {
     let manifest = manifest();
     let sim = simulator(TOKEN, &["alice@corp.example", "bob@corp.example"], &["bob@corp.example"]);
     let dir = scratch_dir();
-    let config = write_config(&dir, &[("zpa-prod", &sim, "SOAR_TEST_TOKEN")], json!({"protected_users": ["root@corp.example"]}));
+    let config =
+        write_config(&dir, &[("zpa-prod", &sim, "SOAR_TEST_TOKEN")], json!({"protected_users": ["root@corp.example"]}));
     let wrong_token = write_config(&scratch_dir(), &[("zpa-prod", &sim, "SOAR_TEST_TOKEN_2")], json!({}));
     let mut checked = 0;
     for action in manifest["actions"].as_array().unwrap() {

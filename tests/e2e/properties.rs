@@ -3,14 +3,16 @@
 
 use proptest::prelude::*;
 use restricted_group_plugin::encode::{eq_filter, percent_encode};
-use soar_types::host::{Host, HttpError, LogLevel, Request, Response};
-use soar_types::model::{MembershipRequest, Profile, Provider, Settings, UserRef};
-use restricted_group_plugin::scim::response::{parse_error_body, parse_group, parse_http_date, parse_list, parse_user, retry_after_ms};
+use restricted_group_plugin::scim::response::{
+    parse_error_body, parse_group, parse_http_date, parse_list, parse_user, retry_after_ms,
+};
 use restricted_group_plugin::{run, test_connection};
-use soar_types::Action;
-use serde_json::Value;
 use scim_simulator::filter::{self, AttrPath, CompareOp, Filter};
 use scim_simulator::http::decode_component;
+use serde_json::Value;
+use soar_types::host::{Host, HttpError, LogLevel, Request, Response};
+use soar_types::model::{MembershipRequest, Profile, Provider, Settings, UserRef};
+use soar_types::Action;
 
 /// Arbitrary JSON, a few levels deep, with SCIM-looking keys now and then.
 fn json_value() -> impl Strategy<Value = Value> {

@@ -2,12 +2,12 @@
 //! error kind, membership is never changed wrongly, and many invocations at once in one host
 //! process never corrupt a group.
 
+use scim_simulator::{Fault, Quirk, Simulator};
 use serde_json::{json, Value};
 use soar_e2e::*;
 use soar_host::action::{ActionHost, ActionRequest};
-use soar_types::Action;
 use soar_host::group_lock::GroupLocks;
-use scim_simulator::{Fault, Quirk, Simulator};
+use soar_types::Action;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -117,7 +117,10 @@ fn throttling_with_no_retries_or_no_time_left_reports_when_to_come_back() {
     let run = run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "0"]);
     assert_eq!(run.code, 1, "{run:?}");
     let error = first_error(&run);
-    assert_eq!((error["kind"].clone(), error["retry_after_ms"].clone(), error["status"].clone()), (json!("rate-limited"), json!(1000), json!(429)));
+    assert_eq!(
+        (error["kind"].clone(), error["retry_after_ms"].clone(), error["status"].clone()),
+        (json!("rate-limited"), json!(1000), json!(429))
+    );
     assert_eq!(run.json()["http_requests"], 1);
 
     sim.clear_requests();
@@ -141,11 +144,9 @@ fn a_stalled_server_times_out_and_the_host_returns() {
 
 #[test]
 fn broken_answers_are_protocol_or_transport_errors_and_change_nothing() {
-    for (fault, kind) in [
-        (Fault::MalformedJson, "protocol"),
-        (Fault::WrongContentType, "protocol"),
-        (Fault::TruncatedBody, "transport"),
-    ] {
+    for (fault, kind) in
+        [(Fault::MalformedJson, "protocol"), (Fault::WrongContentType, "protocol"), (Fault::TruncatedBody, "transport")]
+    {
         let (sim, config) = faulty(fault);
         let run = run_with(&config, &["add-to-group", "--user", ALICE, "--max-retries", "1"]);
         assert_eq!(run.code, 1, "{fault}: {run:?}");
@@ -281,7 +282,8 @@ fn a_pooled_runtime_serves_concurrent_invocations() {
     let names: Vec<&str> = users.iter().map(String::as_str).collect();
     let sim = simulator(TOKEN, &names, &[]);
     let options = soar_host::runtime::LoadOptions { pooling: true, ..Default::default() };
-    let pooled = Arc::new(soar_host::runtime::PluginRuntime::load_file(&plugin_path(), &options).expect("pooled runtime"));
+    let pooled =
+        Arc::new(soar_host::runtime::PluginRuntime::load_file(&plugin_path(), &options).expect("pooled runtime"));
     let config = json!({"allow_http": true, "identity_providers": [provider_entry("zpa", &sim, GROUP)]});
     let host = Arc::new(action_host(pooled, &config).0);
     let codes = run_all(&host, users.iter().map(|u| (Action::AddToGroup, u.clone())).collect());

@@ -2,12 +2,12 @@
 //! components get typed errors, send nothing where they must not, and the same host then runs
 //! the real plugin normally.
 
+use scim_simulator::Simulator;
 use serde_json::{json, Value};
 use soar_e2e::*;
 use soar_host::action::{ActionHost, ActionRequest};
-use soar_types::Action;
 use soar_host::runtime::{component_imports, import_allowed, PluginRuntime};
-use scim_simulator::Simulator;
+use soar_types::Action;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +17,11 @@ fn load(path: &Path) -> Result<PluginRuntime, String> {
 
 /// An action host over `runtime` whose providers are `(name, simulator, restricted_group)`;
 /// the hostile plugin reads its command from `restricted_group`.
-fn host_for(runtime: Arc<PluginRuntime>, providers: &[(&str, &Simulator, &str)], extra: Value) -> (ActionHost, Arc<Mutex<Vec<String>>>) {
+fn host_for(
+    runtime: Arc<PluginRuntime>,
+    providers: &[(&str, &Simulator, &str)],
+    extra: Value,
+) -> (ActionHost, Arc<Mutex<Vec<String>>>) {
     let list: Vec<Value> = providers.iter().map(|(name, sim, group)| provider_entry(name, sim, group)).collect();
     let mut value = json!({"allow_http": true, "identity_providers": list});
     for (k, v) in extra.as_object().unwrap() {
@@ -37,7 +41,11 @@ fn the_real_plugin_imports_only_the_allowed_set() {
     assert!(!imports.is_empty());
     for name in &imports {
         assert!(import_allowed(name), "the plugin imports {name}");
-        assert!(!name.starts_with("wasi:clocks") && !name.starts_with("wasi:filesystem") && !name.starts_with("wasi:sockets"));
+        assert!(
+            !name.starts_with("wasi:clocks")
+                && !name.starts_with("wasi:filesystem")
+                && !name.starts_with("wasi:sockets")
+        );
     }
     for own in ["http", "log", "wait"] {
         assert!(imports.iter().any(|i| i == &format!("soar:restricted-group/{own}@1.0.0")), "{imports:?}");
@@ -46,7 +54,9 @@ fn the_real_plugin_imports_only_the_allowed_set() {
 
 #[test]
 fn components_importing_clocks_files_or_sockets_fail_to_load_by_name() {
-    for (variant, import) in [("clock", "wasi:clocks/"), ("filesystem", "wasi:filesystem/"), ("sockets", "wasi:sockets/")] {
+    for (variant, import) in
+        [("clock", "wasi:clocks/"), ("filesystem", "wasi:filesystem/"), ("sockets", "wasi:sockets/")]
+    {
         let why = load(&hostile_path(variant)).err().unwrap_or_else(|| panic!("{variant} loaded"));
         let named = why.split(", which").next().unwrap();
         assert!(named.contains(import), "{variant}: {why}");
@@ -102,7 +112,8 @@ fn runaway_plugins_cost_one_invocation_and_the_host_carries_on() {
         ("panic the plans went wrong", "plugin-panicked", "the plugin panicked: the plans went wrong (at "),
         ("trap", "plugin-trapped", "the plugin trapped"),
     ] {
-        let (host, _) = host_for(hostile.clone(), &[("p", &sim, command)], json!({"deadline_ms": 1500, "memory_limit_mib": 16}));
+        let (host, _) =
+            host_for(hostile.clone(), &[("p", &sim, command)], json!({"deadline_ms": 1500, "memory_limit_mib": 16}));
         let mut request = ActionRequest::new(Action::AddToGroup);
         request.users = vec!["alice@corp.example".into()];
         let report = host.run(&request);

@@ -1,9 +1,9 @@
 //! SCIM behaviour against the quirks of real servers, each played by the simulator and driven
 //! through the real component and the real `soar-host`; membership is checked on the server.
 
+use scim_simulator::{Quirk, Simulator};
 use serde_json::{json, Value};
 use soar_e2e::*;
-use scim_simulator::{Quirk, Simulator};
 
 const ALICE: &str = "alice@corp.example";
 const BOB: &str = "bob@corp.example";
@@ -155,7 +155,8 @@ fn on_zia_the_documented_path_less_add_is_sent_first() {
     let (sim, _) = quirky(&[Quirk::PathlessAddOnly], &[]);
     let mut provider = provider_entry("zia", &sim, GROUP);
     provider["profile"] = json!("zia");
-    let config = write_json(&scratch_dir(), "config.json", &json!({"allow_http": true, "identity_providers": [provider]}));
+    let config =
+        write_json(&scratch_dir(), "config.json", &json!({"allow_http": true, "identity_providers": [provider]}));
     let run = run_with(&config, &["add-to-group", "--user", ALICE]);
     assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{run:?}");
     let sent = patches(&sim);
@@ -240,7 +241,8 @@ fn awkward_addresses_reach_the_server_escaped_exactly() {
     ] {
         let run = run_with(&config, &["add-to-group", "--user", user]);
         assert_eq!((run.code, run.outcome(0, 0)), (0, json!("added")), "{user}: {run:?}");
-        let filters: Vec<String> = sim.requests().iter().filter_map(|r| r.param("filter").map(str::to_string)).collect();
+        let filters: Vec<String> =
+            sim.requests().iter().filter_map(|r| r.param("filter").map(str::to_string)).collect();
         assert!(filters.contains(&expected_filter.to_string()), "{user}: {filters:?}");
         sim.clear_requests();
     }
@@ -254,7 +256,10 @@ fn a_group_name_with_quotes_is_escaped() {
     let (sim, _) = quirky(&[], &[]);
     let name = r#"Risky "Users" \ Tier 1"#;
     let gid = sim.add_group(name, &[]);
-    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(write_config(&scratch_dir(), &[("idp", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap()).unwrap();
+    let mut value: Value = serde_json::from_str(
+        &std::fs::read_to_string(write_config(&scratch_dir(), &[("idp", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap(),
+    )
+    .unwrap();
     value["identity_providers"][0]["restricted_group"] = json!(name);
     let config = write_json(&scratch_dir(), "config.json", &value);
     sim.clear_requests();
@@ -270,7 +275,10 @@ fn a_group_name_with_quotes_is_escaped() {
 fn a_group_given_by_id_is_used_directly() {
     let (sim, _) = quirky(&[], &[]);
     let gid = group_id(&sim, GROUP);
-    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(write_config(&scratch_dir(), &[("idp", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap()).unwrap();
+    let mut value: Value = serde_json::from_str(
+        &std::fs::read_to_string(write_config(&scratch_dir(), &[("idp", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap(),
+    )
+    .unwrap();
     value["identity_providers"][0].as_object_mut().unwrap().remove("restricted_group");
     value["identity_providers"][0]["restricted_group_id"] = json!(gid);
     let config = write_json(&scratch_dir(), "config.json", &value);
@@ -306,7 +314,8 @@ fn a_redirect_is_reported_and_never_followed() {
     });
     let provider = json!({"name": "moved", "base_url": format!("http://127.0.0.1:{port}/scim/v2"),
                           "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
-    let config = write_json(&scratch_dir(), "config.json", &json!({"allow_http": true, "identity_providers": [provider]}));
+    let config =
+        write_json(&scratch_dir(), "config.json", &json!({"allow_http": true, "identity_providers": [provider]}));
     let run = run_with(&config, &["test-connection"]);
     assert_eq!(run.code, 1, "{run:?}");
     let error = &run.json()["providers"][0]["error"];

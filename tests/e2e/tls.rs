@@ -2,9 +2,9 @@
 //! `ca_file`, refused with a `tls` error and a clear message without it.
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use scim_simulator::{Seed, Simulator, SimulatorOptions};
 use serde_json::json;
 use soar_e2e::*;
-use scim_simulator::{Seed, Simulator, SimulatorOptions};
 use std::sync::Arc;
 
 /// A simulator serving https as `localhost`, and the PEM of the CA that issued its certificate.
@@ -29,11 +29,8 @@ fn https_simulator() -> (Simulator, String) {
         )
         .unwrap();
     let mut options = SimulatorOptions::new(TOKEN);
-    options.seed = Seed {
-        idp_id: None,
-        users: vec![json!({"userName": "alice@corp.example"})],
-        groups: vec![seed_group(GROUP)],
-    };
+    options.seed =
+        Seed { idp_id: None, users: vec![json!({"userName": "alice@corp.example"})], groups: vec![seed_group(GROUP)] };
     options.tls = Some(Arc::new(tls));
     (Simulator::start(options).unwrap(), ca_cert.pem())
 }
@@ -44,7 +41,8 @@ fn https_works_with_the_ca_file_and_fails_clearly_without_it() {
     assert!(sim.base_url().starts_with("https://localhost:"));
     let dir = scratch_dir();
     std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
-    let provider = json!({"name": "tls", "base_url": sim.base_url(), "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
+    let provider =
+        json!({"name": "tls", "base_url": sim.base_url(), "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
 
     let trusted = write_json(&dir, "trusted.json", &json!({"identity_providers": [provider], "ca_file": "ca.pem"}));
     let run = run_with(&trusted, &["add-to-group", "--user", "alice@corp.example"]);
@@ -66,7 +64,8 @@ fn https_works_with_the_ca_file_and_fails_clearly_without_it() {
 fn a_missing_or_empty_ca_file_is_refused() {
     let (sim, _) = https_simulator();
     let dir = scratch_dir();
-    let provider = json!({"name": "tls", "base_url": sim.base_url(), "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
+    let provider =
+        json!({"name": "tls", "base_url": sim.base_url(), "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"});
     let missing = write_json(&dir, "missing.json", &json!({"identity_providers": [provider], "ca_file": "nope.pem"}));
     let run = run_with(&missing, &["test-connection"]);
     assert_eq!(run.code, 2, "{run:?}");

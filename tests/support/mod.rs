@@ -38,10 +38,7 @@ pub fn plugin_path() -> PathBuf {
 
 /// A hostile fixture component: `plain`, `clock`, `filesystem` or `sockets`.
 pub fn hostile_path(variant: &str) -> PathBuf {
-    must_exist(
-        target_dir().join(format!("fixtures/hostile-{variant}.wasm")),
-        "bash scripts/build-plugin.sh --fixtures",
-    )
+    must_exist(target_dir().join(format!("fixtures/hostile-{variant}.wasm")), "bash scripts/build-plugin.sh --fixtures")
 }
 
 pub fn soar_host_binary() -> PathBuf {
@@ -75,8 +72,9 @@ pub struct Run {
 impl Run {
     /// stdout as the one JSON document it must be.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
     }
 
     pub fn assert_no_secret(&self) {
@@ -194,12 +192,7 @@ pub fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
 
 /// `--config FILE` plus the plugin built by the workspace.
 pub fn base_args(config: &Path) -> Vec<String> {
-    vec![
-        "--plugin".into(),
-        plugin_path().display().to_string(),
-        "--config".into(),
-        config.display().to_string(),
-    ]
+    vec!["--plugin".into(), plugin_path().display().to_string(), "--config".into(), config.display().to_string()]
 }
 
 pub fn run_with(config: &Path, rest: &[&str]) -> Run {
@@ -232,7 +225,7 @@ pub fn real_runtime() -> std::sync::Arc<soar_host::runtime::PluginRuntime> {
 
 pub fn load_runtime(path: &Path) -> Result<soar_host::runtime::PluginRuntime, String> {
     let options = soar_host::runtime::LoadOptions::default();
-    soar_host::runtime::PluginRuntime::load_file(path, &options).map_err(|e| e.0)
+    soar_host::runtime::PluginRuntime::load_file(path, &options).map_err(|e| e.to_string())
 }
 
 /// An in-process action host for a config document; `SOAR_TEST_TOKEN` and `SOAR_TEST_TOKEN_2`
@@ -249,7 +242,9 @@ pub fn action_host(
     let config = soar_host::config::Config::from_value(config, Path::new("."), &env).expect("config");
     let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = logs.clone();
-    let log = std::sync::Arc::new(move |record: &soar_host::services::LogRecord| sink.lock().unwrap().push(record.message.clone()));
+    let log = std::sync::Arc::new(move |record: &soar_host::services::LogRecord| {
+        sink.lock().unwrap().push(record.message.clone())
+    });
     (soar_host::action::ActionHost::new(runtime, config, log), logs)
 }
 

@@ -103,14 +103,7 @@ pub struct ActionError {
 
 impl ActionError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ActionError {
-            kind,
-            message: message.into(),
-            status: None,
-            detail: None,
-            retry_after_ms: None,
-            ids: None,
-        }
+        ActionError { kind, message: message.into(), status: None, detail: None, retry_after_ms: None, ids: None }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
@@ -146,13 +139,7 @@ pub struct UserResult {
 
 impl UserResult {
     pub fn pending(user: &UserRef) -> Self {
-        UserResult {
-            user: user.to_string(),
-            user_id: None,
-            outcome: None,
-            error: None,
-            membership_verified: false,
-        }
+        UserResult { user: user.to_string(), user_id: None, outcome: None, error: None, membership_verified: false }
     }
 }
 

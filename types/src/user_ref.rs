@@ -43,10 +43,7 @@ fn check_opaque(prefix: &str, value: &str) -> Result<(), String> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(format!(
-            "user '{prefix}:{}' contains a control character; remove it",
-            value.escape_debug()
-        ));
+        return Err(format!("user '{prefix}:{}' contains a control character; remove it", value.escape_debug()));
     }
     Ok(())
 }
@@ -92,11 +89,7 @@ fn check_local_part(local: &str) -> Result<(), String> {
         let mut chars = inner.chars();
         while let Some(c) = chars.next() {
             match c {
-                '\\' => {
-                    if chars.next().is_none() {
-                        return Err("a quoted local part ends with a lone '\\'".into());
-                    }
-                }
+                '\\' if chars.next().is_none() => return Err("a quoted local part ends with a lone '\\'".into()),
                 '"' => return Err("a '\"' inside a quoted local part must be escaped as '\\\"'".into()),
                 _ => {}
             }
@@ -107,14 +100,8 @@ fn check_local_part(local: &str) -> Result<(), String> {
         return Err("the part before '@' starts or ends with a dot, or has two dots in a row".into());
     }
     const SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
-    if let Some(bad) = local
-        .chars()
-        .find(|&c| !(c.is_alphanumeric() || SPECIALS.contains(c) || !c.is_ascii()))
-    {
-        return Err(format!(
-            "'{}' is not allowed before '@' unless the local part is quoted",
-            bad.escape_debug()
-        ));
+    if let Some(bad) = local.chars().find(|&c| !(c.is_alphanumeric() || SPECIALS.contains(c) || !c.is_ascii())) {
+        return Err(format!("'{}' is not allowed before '@' unless the local part is quoted", bad.escape_debug()));
     }
     Ok(())
 }

@@ -98,6 +98,9 @@ fn main() {
             slow.set_fault(Fault::Slow, true);
         }
         let allocator = if pooling { "pooling" } else { "default" };
-        println!("memory added per concurrent invocation ({allocator} allocator): {} KiB (median of 5)", median(per_invocation));
+        println!(
+            "memory added per concurrent invocation ({allocator} allocator): {} KiB (median of 5)",
+            median(per_invocation)
+        );
     }
 }

@@ -5,12 +5,12 @@ mod common;
 
 use common::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use soar_host::runtime::{LoadOptions, PluginRuntime};
 use soar_e2e::invoke_native;
+use soar_host::runtime::{LoadOptions, PluginRuntime};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// 1. Component load: compile from the .wasm vs load the precompiled artefact from the cache.
+/// Row 1: component load: compile from the .wasm vs load the precompiled artefact from the cache.
 fn load(c: &mut Criterion) {
     let bytes = std::fs::read(plugin_path()).unwrap();
     let cache = std::env::temp_dir().join(format!("soar-bench-cache-{}", std::process::id()));
@@ -24,7 +24,7 @@ fn load(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&cache);
 }
 
-/// 2. A fresh store, instantiation and a trivial export call: default allocator vs pooling.
+/// Row 2: a fresh store, instantiation and a trivial export call: default allocator vs pooling.
 fn instantiate(c: &mut Criterion) {
     let sim = simulator(1);
     let context = context(&sim);
@@ -37,7 +37,7 @@ fn instantiate(c: &mut Criterion) {
     group.finish();
 }
 
-/// 3. add-to-group then remove-from-group of one user on loopback: the component through the
+/// Row 3: add-to-group then remove-from-group of one user on loopback: the component through the
 /// host vs the same core compiled natively, with the same HTTP client.
 fn add_remove(c: &mut Criterion) {
     let sim = simulator(4);
@@ -78,7 +78,7 @@ fn one_request(c: &mut Criterion) {
     group.finish();
 }
 
-/// 4. Throughput of one host process: invocations (an add or a remove) from 1 and 2 threads.
+/// Row 4: throughput of one host process: invocations (an add or a remove) from 1 and 2 threads.
 fn throughput(c: &mut Criterion) {
     let sim = simulator(4);
     let runtime = runtime(true);
@@ -110,8 +110,8 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-/// 5. One process per action: `soar-host test-connection` with a warm cache vs `curl` sending the
-/// same authenticated GET (the floor of any process-per-action design).
+/// Row 5: one process per action: `soar-host test-connection` with a warm cache vs `curl` sending
+/// the same authenticated GET (the floor of any process-per-action design).
 fn process_per_action(c: &mut Criterion) {
     let sim = simulator(1);
     let dir = std::env::temp_dir().join(format!("soar-bench-process-{}", std::process::id()));
@@ -125,7 +125,13 @@ fn process_per_action(c: &mut Criterion) {
     std::fs::write(&config, value.to_string()).unwrap();
     let soar_host = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_soar-host"));
-        command.args(["--plugin", &plugin_path().display().to_string(), "--config", &config.display().to_string(), "test-connection"]);
+        command.args([
+            "--plugin",
+            &plugin_path().display().to_string(),
+            "--config",
+            &config.display().to_string(),
+            "test-connection",
+        ]);
         command.env("BENCH_TOKEN", TOKEN);
         command
     };
@@ -136,7 +142,9 @@ fn process_per_action(c: &mut Criterion) {
     );
     let mut group = c.benchmark_group("process");
     group.sample_size(20).measurement_time(Duration::from_secs(10));
-    group.bench_function("soar-host-test-connection", |b| b.iter(|| assert!(soar_host().output().unwrap().status.success())));
+    group.bench_function("soar-host-test-connection", |b| {
+        b.iter(|| assert!(soar_host().output().unwrap().status.success()))
+    });
     group.bench_function("curl", |b| {
         b.iter(|| {
             let out = Command::new("curl")

@@ -1,12 +1,12 @@
 //! `soar-host demo`: the whole path on an embedded simulator, with no config to write.
 
 use scim_simulator::{generate_token, Seed, SeedGroup, Simulator, SimulatorOptions};
+use serde_json::{json, Value};
 use soar_host::action::{ActionHost, ActionRequest};
 use soar_host::config::Config;
 use soar_host::runtime::PluginRuntime;
 use soar_host::services::LogSink;
 use soar_types::Action;
-use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ const TOKEN_VARIABLE: &str = "SOAR_DEMO_TOKEN";
 
 /// Runs test-connection, add-to-group twice and remove-from-group against a fresh simulator.
 /// Returns `{"steps": [...]}` and whether every step ended as expected.
-pub fn run(runtime: PluginRuntime, correlation_id: Option<String>, log: LogSink) -> Result<(Value, bool), String> {
+pub fn run(runtime: PluginRuntime, correlation_id: Option<String>, log: LogSink) -> anyhow::Result<(Value, bool)> {
     let token = generate_token();
     let mut options = SimulatorOptions::new(token.clone());
     options.seed = Seed {

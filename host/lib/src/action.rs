@@ -2,14 +2,15 @@
 //! before a request is sent), run the plugin, and build the JSON document and exit code that
 //! the contract fixes.
 
-use crate::config::{Config, ProviderConfig};
+use crate::audit::{AuditContext, AuditLog};
 use crate::cache;
+use crate::config::{Config, ConfigError, ProviderConfig};
 use crate::egress::EgressPolicy;
 use crate::group_lock::{GroupLocks, HeldLocks, LockFailure};
 use crate::http_client::{HttpClient, HttpSettings, OriginRules};
-use crate::audit::{AuditContext, AuditLog};
-use crate::runtime::{Call, PluginFailure, PluginRuntime};
+use crate::runtime::{Call, LoadError, PluginFailure, PluginRuntime};
 use crate::services::{InvocationContext, LogRecord, LogSink};
+use serde_json::{json, Value};
 use soar_types::host::LogLevel;
 use soar_types::model::{
     ActionError, ActionResult, ErrorKind, GroupRef, MembershipRequest, Provider, ProviderResult, Settings, Status,
@@ -17,7 +18,6 @@ use soar_types::model::{
 };
 use soar_types::user_ref::parse_user_ref;
 use soar_types::{Action, SCHEMA_VERSION};
-use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,8 @@ impl ActionRequest {
 }
 
 /// A call refused before anything was sent (exit 2).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct Refusal {
     pub kind: ErrorKind,
     pub message: String,
@@ -57,10 +58,19 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Refusal {
-            kind,
-            message: message.into(),
-        }
+        Refusal { kind, message: message.into() }
+    }
+}
+
+impl From<ConfigError> for Refusal {
+    fn from(error: ConfigError) -> Self {
+        Refusal::new(ErrorKind::InvalidConfig, error.to_string())
+    }
+}
+
+impl From<LoadError> for Refusal {
+    fn from(error: LoadError) -> Self {
+        Refusal::new(ErrorKind::PluginLoad, error.to_string())
     }
 }
 
@@ -125,14 +135,7 @@ impl ActionHost {
         }));
         let change_locks = config.providers.iter().map(|p| (p.name.clone(), Mutex::new(()))).collect();
         let lock_dir = cache::cache_dir(config.cache_dir.as_deref()).map(|dir| dir.join("locks"));
-        ActionHost {
-            runtime,
-            config,
-            http,
-            log,
-            change_locks,
-            group_locks: GroupLocks::new(lock_dir),
-        }
+        ActionHost { runtime, config, http, log, change_locks, group_locks: GroupLocks::new(lock_dir) }
     }
 
     pub fn config(&self) -> &Config {
@@ -148,10 +151,8 @@ impl ActionHost {
     }
 
     fn prepare<'a>(&'a self, request: &ActionRequest) -> Result<(Call, Vec<&'a ProviderConfig>), Refusal> {
-        let providers = self
-            .config
-            .select(request.idp.as_deref())
-            .map_err(|why| Refusal::new(ErrorKind::InvalidInput, why))?;
+        let providers =
+            self.config.select(request.idp.as_deref()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why))?;
         let settings = Settings {
             providers: providers
                 .iter()
@@ -196,7 +197,9 @@ impl ActionHost {
         }
         let proxy_credentials = self.config.proxy.iter().filter_map(|proxy| proxy.credentials.clone());
         let mut context = InvocationContext {
-            egress: Arc::new(EgressPolicy::for_providers(providers.iter().copied()).with_other_secrets(proxy_credentials)),
+            egress: Arc::new(
+                EgressPolicy::for_providers(providers.iter().copied()).with_other_secrets(proxy_credentials),
+            ),
             http: self.http.clone(),
             limits,
             log: self.log.clone(),
@@ -227,7 +230,9 @@ impl ActionHost {
                 let invocation = self.runtime.invoke(call, &context);
                 match invocation.result {
                     Ok(result) => result_report(request, dry_run, invocation.http_requests, &result),
-                    Err(failure) => failure_report(request, dry_run, invocation.http_requests, &failure, providers, call),
+                    Err(failure) => {
+                        failure_report(request, dry_run, invocation.http_requests, &failure, providers, call)
+                    }
                 }
             }
             Err(failure) => failure_report(request, dry_run, 0, &failure, providers, call),
@@ -260,7 +265,7 @@ impl ActionHost {
             .iter()
             .map(|p| {
                 let group = p.restricted_group_id.as_deref().or(p.restricted_group.as_deref()).unwrap_or_default();
-                GroupLocks::key(&p.base_url.to_string(), group)
+                GroupLocks::key(p.base_url.as_str(), group)
             })
             .collect();
         match self.group_locks.acquire(keys, started + Duration::from_millis(deadline_ms)) {
@@ -315,10 +320,7 @@ fn result_report(request: &ActionRequest, dry_run: bool, http_requests: u32, res
         "http_requests": http_requests,
         "providers": result.providers,
     });
-    Report {
-        document,
-        exit_code: exit_code(result.status),
-    }
+    Report { document, exit_code: exit_code(result.status) }
 }
 
 /// A plugin that failed (timeout, memory, panic, trap): every provider carries the failure.
@@ -336,19 +338,13 @@ fn failure_report(
         .iter()
         .map(|p| ProviderResult {
             idp: p.name.clone(),
-            group: Some(GroupRef {
-                display_name: p.restricted_group.clone(),
-                id: p.restricted_group_id.clone(),
-            }),
+            group: Some(GroupRef { display_name: p.restricted_group.clone(), id: p.restricted_group_id.clone() }),
             outcome: None,
             error: Some(error.clone()),
             users: users.clone(),
         })
         .collect();
-    let result = ActionResult {
-        status: Status::Failed,
-        providers,
-    };
+    let result = ActionResult { status: Status::Failed, providers };
     let mut report = result_report(request, dry_run, http_requests, &result);
     report.document["error"] = json!(error);
     report

@@ -32,10 +32,7 @@ impl AuditLog {
         let file = options.open(path).map_err(|e| {
             format!("cannot open audit_log {} for appending: {e}; fix the path or its permissions", path.display())
         })?;
-        Ok(AuditLog {
-            path: path.to_path_buf(),
-            file,
-        })
+        Ok(AuditLog { path: path.to_path_buf(), file })
     }
 
     /// Appends one line per user of each provider of `document` (a result document), then

@@ -1,12 +1,15 @@
-//! The config file: read, checked key by key, tokens loaded. Every problem is one line that
-//! names the key and says what to do; nothing is sent until the whole file is valid.
+//! The config file: deserialised into typed keys (unknown and repeated keys refused), then
+//! checked, tokens loaded. Every problem is one line that names the key and says what to do;
+//! nothing is sent until the whole file is valid.
 
+use crate::endpoint;
 use crate::secret::Secret;
-use crate::url::{self, HttpUrl, Scheme, UrlHost};
+use serde::Deserialize;
+use serde_json::Value;
 use soar_types::model::{Profile, UserRef};
 use soar_types::user_ref::parse_user_ref;
-use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use url::Url;
 
 pub const DEFAULT_DEADLINE_MS: u64 = 60_000;
 pub const DEFAULT_MEMORY_LIMIT_MIB: u64 = 64;
@@ -18,35 +21,35 @@ pub const DEFAULT_MAX_USERS_PER_ACTION: u64 = 100;
 /// ZIA documents a limit of 5 requests per second.
 pub const ZIA_REQUESTS_PER_SECOND: f64 = 5.0;
 
-const TOP_KEYS: &[&str] = &[
-    "identity_providers",
-    "allow_http",
-    "deadline_ms",
-    "memory_limit_mib",
-    "max_response_bytes",
-    "connect_timeout_ms",
-    "max_retries",
-    "retry_after_cap_ms",
-    "max_users_per_action",
-    "cache_dir",
-    "plugin_sha256",
-    "protected_users",
-    "audit_log",
-    "ca_file",
-    "proxy",
-];
-const PROVIDER_KEYS: &[&str] = &[
-    "name",
-    "base_url",
-    "restricted_group",
-    "restricted_group_id",
-    "token_env",
-    "token_file",
-    "profile",
-    "max_retries",
-    "requests_per_second",
-    "allow_private_network",
-];
+/// Why a config cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}; pass an existing file with --config", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {} is not valid JSON: {source}", path.display())]
+    Syntax {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A key's value is wrong; the text names the key.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("config file {}: {error}", path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        error: Box<ConfigError>,
+    },
+}
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(message.into())
+}
 
 /// Limits that bound one invocation of the plugin.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +74,7 @@ impl Default for Limits {
 #[derive(Clone, Debug)]
 pub struct ProviderConfig {
     pub name: String,
-    pub base_url: HttpUrl,
+    pub base_url: Url,
     pub restricted_group: Option<String>,
     pub restricted_group_id: Option<String>,
     pub token: Secret,
@@ -100,6 +103,45 @@ pub struct Config {
     pub proxy: Option<ProxyConfig>,
 }
 
+/// The file as written: every key typed, nothing else allowed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    identity_providers: Vec<ProviderEntry>,
+    #[serde(default)]
+    allow_http: bool,
+    deadline_ms: Option<u64>,
+    memory_limit_mib: Option<u64>,
+    max_response_bytes: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    max_retries: Option<u32>,
+    retry_after_cap_ms: Option<u64>,
+    max_users_per_action: Option<u64>,
+    cache_dir: Option<String>,
+    plugin_sha256: Option<String>,
+    #[serde(default)]
+    protected_users: Vec<String>,
+    audit_log: Option<String>,
+    ca_file: Option<String>,
+    proxy: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderEntry {
+    name: String,
+    base_url: String,
+    restricted_group: Option<String>,
+    restricted_group_id: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<String>,
+    profile: Option<Profile>,
+    max_retries: Option<u32>,
+    requests_per_second: Option<f64>,
+    #[serde(default)]
+    allow_private_network: bool,
+}
+
 /// Where tokens named by `token_env` come from (the process environment, or a test's map).
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
@@ -119,87 +161,120 @@ impl<F: Fn(&str) -> Option<String>> Environment for F {
     }
 }
 
+/// A deserialisation error as one line that names the key.
+fn describe(error: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    let text = inner.to_string();
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    let within = |key: &str| if path == "." { key.to_string() } else { format!("{path}.{key}") };
+    let quoted = |text: &str| text.split('`').nth(1).unwrap_or_default().to_string();
+    let message = if let Some(rest) = text.strip_prefix("unknown field ") {
+        let expected = rest.split_once(", expected ").map(|(_, known)| known.replace('`', "")).unwrap_or_default();
+        format!(
+            "unknown key \"{path}\"; remove it or fix its spelling (known keys: {})",
+            expected.trim_start_matches("one of ")
+        )
+    } else if text.starts_with("missing field ") {
+        format!("{} is missing", within(&quoted(text)))
+    } else if text.starts_with("duplicate field ") {
+        format!("{} is given twice; keep one", within(&quoted(text)))
+    } else {
+        format!("{path}: {text}")
+    };
+    invalid(message)
+}
+
 impl Config {
     /// Reads and checks a config file; relative paths in it resolve against its folder.
-    pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, String> {
-        let shown = path.display();
+    pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {shown}: {e}; pass an existing file with --config"))?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("config file {shown} is not valid JSON: {e}"))?;
+            .map_err(|source| ConfigError::Unreadable { path: path.to_path_buf(), source })?;
         let folder = path.parent().unwrap_or(Path::new("."));
-        Config::from_value(&value, folder, env).map_err(|e| format!("config file {shown}: {e}"))
+        let value: Value =
+            serde_json::from_str(&text).map_err(|source| ConfigError::Syntax { path: path.to_path_buf(), source })?;
+        // The value shows the shape; the text, read again, shows repeated keys.
+        let checked = check_shape(&value)
+            .and_then(|()| {
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(describe)
+            })
+            .and_then(|file| Config::check(file, folder, env));
+        checked.map_err(|error| ConfigError::InFile { path: path.to_path_buf(), error: Box::new(error) })
     }
 
-    pub fn from_value(value: &Value, folder: &Path, env: &dyn Environment) -> Result<Config, String> {
-        let top = value.as_object().ok_or("the config must be a JSON object")?;
-        check_keys(top, TOP_KEYS, "")?;
-        let max_retries = optional_u32(top, "max_retries", "")?.unwrap_or(DEFAULT_MAX_RETRIES);
-        let allow_http = optional_bool(top, "allow_http", "")?.unwrap_or(false);
-        let list = match top.get("identity_providers") {
-            Some(Value::Array(list)) if !list.is_empty() => list,
-            Some(Value::Array(_)) => return Err("identity_providers is empty; list at least one provider".into()),
-            Some(_) => return Err("identity_providers must be a list of providers".into()),
-            None => return Err("identity_providers is missing; list at least one provider".into()),
-        };
+    /// Checks a config given as a JSON value (relative paths resolve against `folder`).
+    pub fn from_value(value: &Value, folder: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
+        check_shape(value)?;
+        let file: ConfigFile = serde_path_to_error::deserialize(value).map_err(describe)?;
+        Config::check(file, folder, env)
+    }
+
+    fn check(file: ConfigFile, folder: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
+        if file.identity_providers.is_empty() {
+            return Err(invalid("identity_providers is empty; list at least one provider"));
+        }
+        let max_retries = file.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
         let mut providers: Vec<ProviderConfig> = Vec::new();
-        for (index, entry) in list.iter().enumerate() {
-            let provider = parse_provider(entry, index, allow_http, max_retries, folder, env)?;
+        for (index, entry) in file.identity_providers.into_iter().enumerate() {
+            let provider = check_provider(entry, index, file.allow_http, max_retries, folder, env)?;
             if providers.iter().any(|p| p.name == provider.name) {
-                return Err(format!(
+                return Err(invalid(format!(
                     "identity_providers[{index}].name \"{}\" is used twice; names must be unique",
                     provider.name
-                ));
+                )));
             }
             providers.push(provider);
         }
         let limits = Limits {
-            deadline_ms: positive(top, "deadline_ms")?.unwrap_or(DEFAULT_DEADLINE_MS),
-            memory_limit_mib: positive(top, "memory_limit_mib")?.unwrap_or(DEFAULT_MEMORY_LIMIT_MIB),
-            max_response_bytes: positive(top, "max_response_bytes")?.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-            connect_timeout_ms: positive(top, "connect_timeout_ms")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+            deadline_ms: positive("deadline_ms", file.deadline_ms)?.unwrap_or(DEFAULT_DEADLINE_MS),
+            memory_limit_mib: positive("memory_limit_mib", file.memory_limit_mib)?.unwrap_or(DEFAULT_MEMORY_LIMIT_MIB),
+            max_response_bytes: positive("max_response_bytes", file.max_response_bytes)?
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            connect_timeout_ms: positive("connect_timeout_ms", file.connect_timeout_ms)?
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
         };
-        let plugin_sha256 = optional_string(top, "plugin_sha256", "")?
+        let plugin_sha256 = file
+            .plugin_sha256
             .map(|hash| {
                 let hash = hash.to_ascii_lowercase();
                 if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                     Ok(hash)
                 } else {
-                    Err("plugin_sha256 must be 64 hex digits (sha256sum of the .wasm file)".to_string())
+                    Err(invalid("plugin_sha256 must be 64 hex digits (sha256sum of the .wasm file)"))
                 }
             })
             .transpose()?;
-        let protected_users = match top.get("protected_users") {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(index, item)| {
-                    let text = item.as_str().ok_or_else(|| format!("protected_users[{index}] must be a string"))?;
-                    parse_user_ref(text.trim()).map_err(|why| format!("protected_users[{index}]: {why}"))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err("protected_users must be a list of emails, id:SCIM_ID or external:EXTERNAL_ID".into()),
-        };
-        let ca_file = optional_string(top, "ca_file", "")?.map(|file| folder.join(file));
+        let protected_users = file
+            .protected_users
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                parse_user_ref(text.trim()).map_err(|why| invalid(format!("protected_users[{index}]: {why}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let ca_file = non_empty("ca_file", file.ca_file)?.map(|file| folder.join(file));
         if let Some(path) = &ca_file {
             if !path.is_file() {
-                return Err(format!("ca_file {} does not exist; give a PEM file of CA certificates", path.display()));
+                return Err(invalid(format!(
+                    "ca_file {} does not exist; give a PEM file of CA certificates",
+                    path.display()
+                )));
             }
         }
-        let proxy = optional_string(top, "proxy", "")?
-            .map(|text| parse_proxy(&text).map_err(|why| format!("proxy {why}")))
+        let proxy = non_empty("proxy", file.proxy)?
+            .map(|text| parse_proxy(&text).map_err(|why| invalid(format!("proxy {why}"))))
             .transpose()?;
         Ok(Config {
             providers,
-            allow_http,
+            allow_http: file.allow_http,
             limits,
-            retry_after_cap_ms: optional_u64(top, "retry_after_cap_ms", "")?.unwrap_or(DEFAULT_RETRY_AFTER_CAP_MS),
-            max_users_per_action: positive(top, "max_users_per_action")?.unwrap_or(DEFAULT_MAX_USERS_PER_ACTION),
-            cache_dir: optional_string(top, "cache_dir", "")?.map(|dir| folder.join(dir)),
+            retry_after_cap_ms: file.retry_after_cap_ms.unwrap_or(DEFAULT_RETRY_AFTER_CAP_MS),
+            max_users_per_action: positive("max_users_per_action", file.max_users_per_action)?
+                .unwrap_or(DEFAULT_MAX_USERS_PER_ACTION),
+            cache_dir: non_empty("cache_dir", file.cache_dir)?.map(|dir| folder.join(dir)),
             plugin_sha256,
             protected_users,
-            audit_log: optional_string(top, "audit_log", "")?.map(|file| folder.join(file)),
+            audit_log: non_empty("audit_log", file.audit_log)?.map(|path| folder.join(path)),
             ca_file,
             proxy,
         })
@@ -220,102 +295,77 @@ impl Config {
     }
 }
 
-fn check_keys(object: &Map<String, Value>, known: &[&str], at: &str) -> Result<(), String> {
-    for key in object.keys() {
-        if !known.contains(&key.as_str()) {
-            return Err(format!(
-                "unknown key \"{at}{key}\"; remove it or fix its spelling (known keys: {})",
-                known.join(", ")
-            ));
+/// Objects where objects belong (serde would also read a list into a struct, field by field).
+fn check_shape(value: &Value) -> Result<(), ConfigError> {
+    if !value.is_object() {
+        return Err(invalid("the config must be a JSON object"));
+    }
+    if let Some(Value::Array(providers)) = value.get("identity_providers") {
+        if let Some(index) = providers.iter().position(|entry| !entry.is_object()) {
+            return Err(invalid(format!("identity_providers[{index}] must be an object")));
         }
     }
     Ok(())
 }
 
-fn optional_bool(object: &Map<String, Value>, key: &str, at: &str) -> Result<Option<bool>, String> {
-    match object.get(key) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(format!("{at}{key} must be true or false")),
-    }
-}
-
-fn optional_u64(object: &Map<String, Value>, key: &str, at: &str) -> Result<Option<u64>, String> {
-    match object.get(key) {
-        None => Ok(None),
-        Some(value) => value
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| format!("{at}{key} must be a whole number of 0 or more")),
-    }
-}
-
-fn optional_u32(object: &Map<String, Value>, key: &str, at: &str) -> Result<Option<u32>, String> {
-    optional_u64(object, key, at)?
-        .map(|n| u32::try_from(n).map_err(|_| format!("{at}{key} is too large")))
-        .transpose()
-}
-
-fn positive(object: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
-    match optional_u64(object, key, "")? {
-        Some(0) => Err(format!("{key} must be greater than 0")),
+fn positive(key: &str, value: Option<u64>) -> Result<Option<u64>, ConfigError> {
+    match value {
+        Some(0) => Err(invalid(format!("{key} must be greater than 0"))),
         other => Ok(other),
     }
 }
 
-fn optional_string(object: &Map<String, Value>, key: &str, at: &str) -> Result<Option<String>, String> {
-    match object.get(key) {
-        None => Ok(None),
-        Some(Value::String(text)) if text.trim().is_empty() => Err(format!("{at}{key} is empty")),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err(format!("{at}{key} must be a string")),
+/// A string setting that, when given, must hold something.
+fn non_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(text) if text.trim().is_empty() => Err(invalid(format!("{key} is empty"))),
+        other => Ok(other),
     }
 }
 
-fn parse_provider(
-    entry: &Value,
+fn check_provider(
+    entry: ProviderEntry,
     index: usize,
     allow_http: bool,
     default_retries: u32,
     folder: &Path,
     env: &dyn Environment,
-) -> Result<ProviderConfig, String> {
-    let at = format!("identity_providers[{index}].");
-    let object = entry
-        .as_object()
-        .ok_or_else(|| format!("identity_providers[{index}] must be an object"))?;
-    check_keys(object, PROVIDER_KEYS, &at)?;
-    let name = optional_string(object, "name", &at)?.ok_or_else(|| format!("{at}name is missing"))?;
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
-        return Err(format!("{at}name \"{name}\" may hold only a-z, 0-9, '-' and '_'"));
+) -> Result<ProviderConfig, ConfigError> {
+    let name = entry.name;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(invalid(format!(
+            "identity_providers[{index}].name \"{name}\" may hold only a-z, 0-9, '-' and '_'"
+        )));
     }
     let at = format!("identity_providers[{index}] ({name}): ");
-    let base_text = optional_string(object, "base_url", &at)?.ok_or_else(|| format!("{at}base_url is missing"))?;
-    let base_url = check_base_url(&base_text, allow_http).map_err(|why| format!("{at}base_url {why}"))?;
-    let restricted_group = optional_string(object, "restricted_group", &at)?;
-    let restricted_group_id = optional_string(object, "restricted_group_id", &at)?;
+    let in_provider = |key: &str, value: Option<String>| non_empty(key, value).map_err(|e| invalid(format!("{at}{e}")));
+    let base_url = check_base_url(&entry.base_url, allow_http).map_err(|why| invalid(format!("{at}base_url {why}")))?;
+    let restricted_group = in_provider("restricted_group", entry.restricted_group)?;
+    let restricted_group_id = in_provider("restricted_group_id", entry.restricted_group_id)?;
     if restricted_group.is_none() && restricted_group_id.is_none() {
-        return Err(format!(
+        return Err(invalid(format!(
             "{at}give restricted_group (the group's displayName) or restricted_group_id (its SCIM id)"
-        ));
+        )));
     }
-    let token = load_token(object, &at, folder, env)?;
-    let profile = match optional_string(object, "profile", &at)?.as_deref() {
-        None => detect_profile(&base_url.host),
-        Some("zpa") => Profile::Zpa,
-        Some("zia") => Profile::Zia,
-        Some("generic") => Profile::Generic,
-        Some(other) => return Err(format!("{at}profile \"{other}\" is not one of zpa, zia, generic")),
+    let token_source = match (in_provider("token_env", entry.token_env)?, in_provider("token_file", entry.token_file)?)
+    {
+        (Some(_), Some(_)) => return Err(invalid(format!("{at}give token_env or token_file, not both"))),
+        (None, None) => {
+            return Err(invalid(format!(
+                "{at}no token: set token_env (an environment variable holding the SCIM bearer token) or token_file"
+            )))
+        }
+        (Some(name), None) => TokenSource::Env(name),
+        (None, Some(file)) => TokenSource::File(folder.join(file)),
     };
-    let max_retries = optional_u32(object, "max_retries", &at)?.unwrap_or(default_retries);
-    let requests_per_second = match object.get("requests_per_second") {
+    let token = load_token(&token_source, env).map_err(|why| invalid(format!("{at}{why}")))?;
+    let profile = entry.profile.unwrap_or_else(|| detect_profile(&base_url));
+    let requests_per_second = match entry.requests_per_second {
         None => (profile == Profile::Zia).then_some(ZIA_REQUESTS_PER_SECOND),
-        Some(value) => match value.as_f64() {
-            Some(rate) if rate > 0.0 && rate.is_finite() => Some(rate),
-            _ => return Err(format!("{at}requests_per_second must be a number greater than 0")),
-        },
+        Some(rate) if rate > 0.0 && rate.is_finite() => Some(rate),
+        Some(_) => return Err(invalid(format!("{at}requests_per_second must be a number greater than 0"))),
     };
-    let allow_private_network = optional_bool(object, "allow_private_network", &at)?.unwrap_or(false);
     Ok(ProviderConfig {
         name,
         base_url,
@@ -323,9 +373,9 @@ fn parse_provider(
         restricted_group_id,
         token,
         profile,
-        max_retries,
+        max_retries: entry.max_retries.unwrap_or(default_retries),
         requests_per_second,
-        allow_private_network,
+        allow_private_network: entry.allow_private_network,
     })
 }
 
@@ -347,7 +397,7 @@ pub fn parse_proxy(text: &str) -> Result<ProxyConfig, String> {
         None => (None, &rest[..authority_end]),
     };
     let shown = format!("{scheme}://{}{host}", if credentials.is_some() { "<redacted>@" } else { "" });
-    url::parse(&format!("{scheme}://{host}")).map_err(|why| format!("\"{shown}\" {why}"))?;
+    endpoint::parse(&format!("{scheme}://{host}")).map_err(|why| format!("\"{shown}\" {why}"))?;
     if !rest[authority_end..].trim_matches('/').is_empty() {
         return Err(format!("\"{shown}\" has a path; give scheme://host:port"));
     }
@@ -359,17 +409,14 @@ pub fn parse_proxy(text: &str) -> Result<ProxyConfig, String> {
 }
 
 /// A base URL: https (or http to loopback with `allow_http`), no query, fragment, user info or
-/// dot segments.
-pub fn check_base_url(text: &str, allow_http: bool) -> Result<HttpUrl, String> {
-    let parsed = url::parse(text).map_err(|why| format!("\"{text}\" {why}"))?;
-    if parsed.query.is_some() {
+/// path that could be read as another.
+pub fn check_base_url(text: &str, allow_http: bool) -> Result<Url, String> {
+    let parsed = endpoint::parse(text).map_err(|why| format!("\"{text}\" {why}"))?;
+    if parsed.query().is_some() {
         return Err(format!("\"{text}\" has a query (?...); give the SCIM endpoint without it"));
     }
-    if url::has_dot_segments(&parsed.path) {
-        return Err(format!("\"{text}\" has '.' or '..' path segments; give the endpoint's plain path"));
-    }
-    if parsed.scheme == Scheme::Http {
-        if !parsed.host.is_loopback() {
+    if parsed.scheme() == "http" {
+        if !endpoint::names_loopback(&parsed) {
             return Err(format!("\"{text}\" uses plain http to a host that is not loopback; use https"));
         }
         if !allow_http {
@@ -379,39 +426,36 @@ pub fn check_base_url(text: &str, allow_http: bool) -> Result<HttpUrl, String> {
     Ok(parsed)
 }
 
-fn load_token(object: &Map<String, Value>, at: &str, folder: &Path, env: &dyn Environment) -> Result<Secret, String> {
-    let from_env = optional_string(object, "token_env", at)?;
-    let from_file = optional_string(object, "token_file", at)?;
-    let token = match (from_env, from_file) {
-        (Some(_), Some(_)) => return Err(format!("{at}give token_env or token_file, not both")),
-        (None, None) => {
-            return Err(format!(
-                "{at}no token: set token_env (an environment variable holding the SCIM bearer token) or token_file"
-            ))
-        }
-        (Some(name), None) => env.var(&name).ok_or_else(|| {
-            format!("{at}token_env names {name}, which is not set; export the SCIM bearer token in {name}")
+/// Where a provider's token is read.
+enum TokenSource {
+    Env(String),
+    File(PathBuf),
+}
+
+fn load_token(source: &TokenSource, env: &dyn Environment) -> Result<Secret, String> {
+    let token = match source {
+        TokenSource::Env(name) => env.var(name).ok_or_else(|| {
+            format!("token_env names {name}, which is not set; export the SCIM bearer token in {name}")
         })?,
-        (None, Some(file)) => {
-            let path = folder.join(&file);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("{at}cannot read token_file {}: {e}", path.display()))?;
+        TokenSource::File(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read token_file {}: {e}", path.display()))?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             text.strip_suffix('\r').unwrap_or(text).to_string()
         }
     };
     if token.is_empty() {
-        return Err(format!("{at}the token is empty; put the SCIM bearer token there"));
+        return Err("the token is empty; put the SCIM bearer token there".into());
     }
     if token.chars().any(|c| c.is_control()) {
-        return Err(format!("{at}the token contains a control character (a stray newline?); remove it"));
+        return Err("the token contains a control character (a stray newline?); remove it".into());
     }
     Ok(Secret::new(token))
 }
 
 /// `*.private.zscaler.com`, `*.zpa*.net`, `*.zpagov.*` → zpa; `scim.*` on a Zscaler cloud → zia.
-pub fn detect_profile(host: &UrlHost) -> Profile {
-    let UrlHost::Domain(name) = host else {
+pub fn detect_profile(base_url: &Url) -> Profile {
+    let Some(url::Host::Domain(name)) = base_url.host() else {
         return Profile::Generic;
     };
     let labels: Vec<&str> = name.split('.').collect();
@@ -439,7 +483,7 @@ mod tests {
     }
 
     fn load(value: Value) -> Result<Config, String> {
-        Config::from_value(&value, Path::new("."), &env)
+        Config::from_value(&value, Path::new("."), &env).map_err(|e| e.to_string())
     }
 
     fn provider(extra: Value) -> Value {
@@ -469,9 +513,13 @@ mod tests {
     fn names_what_is_wrong() {
         for (value, why) in [
             (json!({"identity_providers": [provider(json!({}))], "colour": 1}), "unknown key \"colour\""),
-            (json!({"identity_providers": [provider(json!({"tokenenv": "X"}))]}), "unknown key \"identity_providers[0].tokenenv\""),
+            (
+                json!({"identity_providers": [provider(json!({"tokenenv": "X"}))]}),
+                "unknown key \"identity_providers[0].tokenenv\"",
+            ),
             (json!({"identity_providers": []}), "identity_providers is empty"),
             (json!({}), "identity_providers is missing"),
+            (json!({"identity_providers": [provider(json!({"name": null}))]}), "identity_providers[0].name is missing"),
             (json!({"identity_providers": [provider(json!({"name": "Bad Name"}))]}), "may hold only"),
             (json!({"identity_providers": [provider(json!({})), provider(json!({}))]}), "used twice"),
             (json!({"identity_providers": [provider(json!({"base_url": "https://h.example/v2?x=1"}))]}), "has a query"),
@@ -483,10 +531,29 @@ mod tests {
             (json!({"identity_providers": [provider(json!({"restricted_group": null}))]}), "restricted_group_id"),
             (json!({"identity_providers": [provider(json!({"profile": "okta"}))]}), "not one of"),
             (json!({"identity_providers": [provider(json!({}))], "deadline_ms": 0}), "greater than 0"),
+            (json!({"identity_providers": [provider(json!({}))], "deadline_ms": "soon"}), "deadline_ms: invalid type"),
+            (
+                json!({"identity_providers": [provider(json!({"max_retries": -1}))]}),
+                "identity_providers[0].max_retries",
+            ),
+            (json!([1]), "must be a JSON object"),
         ] {
             let err = load(value).unwrap_err();
             assert!(err.contains(why), "{err}");
         }
+    }
+
+    #[test]
+    fn repeated_keys_in_a_file_are_refused() {
+        let dir = std::env::temp_dir().join(format!("soar-config-dup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        let entry = provider(json!({})).to_string();
+        std::fs::write(&path, format!("{{\"identity_providers\": [{entry}], \"deadline_ms\": 1, \"deadline_ms\": 2}}"))
+            .unwrap();
+        let err = Config::load(&path, &env).unwrap_err().to_string();
+        assert!(err.contains("deadline_ms is given twice"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -497,14 +564,14 @@ mod tests {
 
     #[test]
     fn detects_profiles_from_the_host() {
-        let host = |h: &str| UrlHost::Domain(h.into());
-        assert_eq!(detect_profile(&host("scim1.private.zscaler.com")), Profile::Zpa);
-        assert_eq!(detect_profile(&host("scim1.zpatwo.net")), Profile::Zpa);
-        assert_eq!(detect_profile(&host("scim1.zpabeta.net")), Profile::Zpa);
-        assert_eq!(detect_profile(&host("scim1.zpagov.us")), Profile::Zpa);
-        assert_eq!(detect_profile(&host("scim.zscalertwo.net")), Profile::Zia);
-        assert_eq!(detect_profile(&host("scim.zscloud.net")), Profile::Zia);
-        assert_eq!(detect_profile(&host("scim.example.com")), Profile::Generic);
-        assert_eq!(detect_profile(&host("zscaler.example.com")), Profile::Generic);
+        let profile = |host: &str| detect_profile(&Url::parse(&format!("https://{host}/v2")).unwrap());
+        assert_eq!(profile("scim1.private.zscaler.com"), Profile::Zpa);
+        assert_eq!(profile("scim1.zpatwo.net"), Profile::Zpa);
+        assert_eq!(profile("scim1.zpabeta.net"), Profile::Zpa);
+        assert_eq!(profile("scim1.zpagov.us"), Profile::Zpa);
+        assert_eq!(profile("scim.zscalertwo.net"), Profile::Zia);
+        assert_eq!(profile("scim.zscloud.net"), Profile::Zia);
+        assert_eq!(profile("scim.example.com"), Profile::Generic);
+        assert_eq!(profile("zscaler.example.com"), Profile::Generic);
     }
 }

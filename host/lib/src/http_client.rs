@@ -4,7 +4,7 @@
 
 use crate::config::ProxyConfig;
 use crate::egress::Authorized;
-use crate::url::{HttpUrl, Scheme, UrlHost};
+use crate::endpoint;
 use soar_types::host::{HttpError, Method, Response};
 use std::collections::HashMap;
 use std::io::ErrorKind as IoKind;
@@ -14,14 +14,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use url::Url;
 
-/// Marks resolver refusals so they come back as `denied`, not as connection failures.
-const EGRESS_REFUSAL: &str = "egress policy:";
+/// A name that resolves only to addresses its provider may not reach; it travels inside the
+/// client's I/O error and comes back as `denied`, not as a connection failure.
+#[derive(Debug, thiserror::Error)]
+#[error("egress policy: {host} resolves only to refused addresses: {}", refused.join(", "))]
+pub struct AddressRefused {
+    pub host: String,
+    pub refused: Vec<String>,
+}
 
 /// What the host allows for one provider's origin.
 #[derive(Clone, Debug)]
 pub struct OriginRules {
-    pub base: HttpUrl,
+    pub base: Url,
     pub allow_private_network: bool,
     pub requests_per_second: Option<f64>,
 }
@@ -38,13 +45,7 @@ pub struct HttpSettings {
 
 impl HttpSettings {
     pub fn new(max_response_bytes: u64, connect_timeout: Duration) -> Self {
-        HttpSettings {
-            max_response_bytes,
-            connect_timeout,
-            ca_file: None,
-            proxy: None,
-            origins: Vec::new(),
-        }
+        HttpSettings { max_response_bytes, connect_timeout, ca_file: None, proxy: None, origins: Vec::new() }
     }
 }
 
@@ -72,12 +73,7 @@ pub struct Outbound<'a> {
 
 impl HttpClient {
     pub fn new(settings: HttpSettings) -> Self {
-        HttpClient {
-            settings,
-            plain: OnceLock::new(),
-            tls: OnceLock::new(),
-            limiter: RateLimiter::default(),
-        }
+        HttpClient { settings, plain: OnceLock::new(), tls: OnceLock::new(), limiter: RateLimiter::default() }
     }
 
     pub fn settings(&self) -> &HttpSettings {
@@ -86,12 +82,9 @@ impl HttpClient {
 
     /// The agent for a scheme, built on first use (TLS roots are read only when an https
     /// request needs them).
-    fn agent(&self, scheme: Scheme) -> Result<&ureq::Agent, HttpError> {
-        let slot = match scheme {
-            Scheme::Http => &self.plain,
-            Scheme::Https => &self.tls,
-        };
-        slot.get_or_init(|| build_agent(&self.settings, scheme))
+    fn agent(&self, https: bool) -> Result<&ureq::Agent, HttpError> {
+        let slot = if https { &self.tls } else { &self.plain };
+        slot.get_or_init(|| build_agent(&self.settings, https))
             .as_ref()
             .map_err(|why| HttpError::TlsFailed(why.clone()))
     }
@@ -114,17 +107,19 @@ impl HttpClient {
         }
         let limit = self.settings.max_response_bytes;
         if outbound.body.is_some_and(|body| body.len() as u64 > limit) {
-            return Err(HttpError::TooLarge(format!("the request body is larger than {limit} bytes (max_response_bytes)")));
+            return Err(HttpError::TooLarge(format!(
+                "the request body is larger than {limit} bytes (max_response_bytes)"
+            )));
         }
         let url = &outbound.authorized.url;
         if let Some(rate) = self.rate_for(url) {
-            self.limiter.acquire(&url.origin(), rate, outbound.timeout)?;
+            self.limiter.acquire(&endpoint::origin(url), rate, outbound.timeout)?;
         }
         let timeout = outbound.timeout.saturating_sub(started.elapsed());
         if timeout.is_zero() {
             return Err(HttpError::Timeout("the action's deadline passed while waiting for the rate limit".into()));
         }
-        let agent = self.agent(url.scheme)?;
+        let agent = self.agent(url.scheme() == "https")?;
         let url_text = url.to_string();
         let mut builder = ureq::http::Request::builder()
             .method(outbound.method.as_str())
@@ -162,17 +157,18 @@ impl HttpClient {
         Ok(Response { status, headers, body })
     }
 
-    fn rate_for(&self, url: &HttpUrl) -> Option<f64> {
+    fn rate_for(&self, url: &Url) -> Option<f64> {
+        let origin = endpoint::origin(url);
         self.settings
             .origins
             .iter()
-            .filter(|rules| rules.base.origin() == url.origin())
+            .filter(|rules| endpoint::origin(&rules.base) == origin)
             .filter_map(|rules| rules.requests_per_second)
             .reduce(f64::min)
     }
 }
 
-fn build_agent(settings: &HttpSettings, scheme: Scheme) -> Result<ureq::Agent, String> {
+fn build_agent(settings: &HttpSettings, https: bool) -> Result<ureq::Agent, String> {
     let proxy = match &settings.proxy {
         Some(proxy) => Some(
             ureq::Proxy::new(proxy.url.expose())
@@ -187,16 +183,12 @@ fn build_agent(settings: &HttpSettings, scheme: Scheme) -> Result<ureq::Agent, S
         .user_agent(concat!("soar-host/", env!("CARGO_PKG_VERSION")))
         .timeout_connect(Some(settings.connect_timeout))
         .proxy(proxy);
-    if scheme == Scheme::Https {
+    if https {
         builder = builder.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(trusted_roots(settings.ca_file.as_deref())?)
-                .build(),
+            ureq::tls::TlsConfig::builder().root_certs(trusted_roots(settings.ca_file.as_deref())?).build(),
         );
     }
-    let resolver = PolicyResolver {
-        origins: Arc::new(settings.origins.clone()),
-    };
+    let resolver = PolicyResolver { origins: Arc::new(settings.origins.clone()) };
     Ok(ureq::Agent::with_parts(builder.build(), DefaultConnector::new(), resolver))
 }
 
@@ -237,7 +229,12 @@ struct PolicyResolver {
 }
 
 impl Resolver for PolicyResolver {
-    fn resolve(&self, uri: &ureq::http::Uri, config: &ureq::config::Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         // An address needs no lookup (and no lookup thread, which the client spawns per request).
         let literal = host.parse::<IpAddr>().ok().map(|ip| {
@@ -253,15 +250,15 @@ impl Resolver for PolicyResolver {
         let rules: Vec<&OriginRules> = self
             .origins
             .iter()
-            .filter(|rules| match &rules.base.host {
-                UrlHost::Domain(name) => *name == host,
-                UrlHost::Ip(ip) => host.parse::<IpAddr>().is_ok_and(|h| h == *ip),
+            .filter(|rules| match endpoint::ip_host(&rules.base) {
+                Some(ip) => host.parse::<IpAddr>().is_ok_and(|h| h == ip),
+                None => rules.base.host_str() == Some(host.as_str()),
             })
             .collect();
         if rules.is_empty() {
             return Ok(resolved);
         }
-        let allow_loopback = rules.iter().all(|r| r.base.host.is_loopback());
+        let allow_loopback = rules.iter().all(|r| endpoint::names_loopback(&r.base));
         let allow_private = rules.iter().all(|r| r.allow_private_network);
         let mut allowed = self.empty();
         let mut refused: Vec<String> = Vec::new();
@@ -274,7 +271,7 @@ impl Resolver for PolicyResolver {
         if allowed.is_empty() {
             return Err(ureq::Error::Io(std::io::Error::new(
                 IoKind::PermissionDenied,
-                format!("{EGRESS_REFUSAL} {host} resolves only to refused addresses: {}", refused.join(", ")),
+                AddressRefused { host, refused },
             )));
         }
         Ok(allowed)
@@ -383,7 +380,7 @@ fn classify(error: ureq::Error, url: &str, limit: u64) -> HttpError {
         ureq::Error::Tls(why) => HttpError::TlsFailed(format!("{url}: {why}")),
         ureq::Error::Rustls(why) => HttpError::TlsFailed(format!("{url}: {why}")),
         ureq::Error::Pem(why) => HttpError::TlsFailed(format!("{url}: {why}")),
-        ureq::Error::Io(io) if io.kind() == IoKind::PermissionDenied && io.to_string().starts_with(EGRESS_REFUSAL) => {
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<AddressRefused>()) => {
             HttpError::Denied(io.to_string())
         }
         ureq::Error::Io(io) if matches!(io.kind(), IoKind::TimedOut | IoKind::WouldBlock) => {

@@ -11,7 +11,7 @@ use soar_types::host::Host;
 use soar_types::manifest::Manifest;
 use soar_types::model::{ActionResult, ErrorKind, MembershipRequest};
 use soar_types::{Action, WIT_MAJOR, WIT_PACKAGE, WIT_VERSION};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,17 +25,49 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 
 /// Why the plugin could not be used at all (exit 2: nothing was sent).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LoadError(pub String);
-
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read the plugin {}: {source}; build it with `bash scripts/build-plugin.sh` or pass --plugin FILE", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("plugin {}: {error}", path.display())]
+    Plugin {
+        path: PathBuf,
+        #[source]
+        error: Box<LoadError>,
+    },
+    #[error("its SHA-256 is {actual}, but plugin_sha256 requires {expected}; refusing to load it")]
+    HashMismatch { actual: String, expected: String },
+    #[error("is not a WebAssembly file")]
+    NotWasm,
+    #[error("is a core WebAssembly module, not a component; build it for wasm32-wasip2")]
+    CoreModule,
+    #[error("is not a valid component: {0}")]
+    Invalid(String),
+    #[error(
+        "was built for WIT {WIT_PACKAGE}@{0}, but this host speaks {WIT_PACKAGE}@{WIT_VERSION} (major version \
+         {WIT_MAJOR}); use a plugin and host of the same major version"
+    )]
+    OtherMajor(String),
+    #[error("is not a {WIT_PACKAGE} plugin: it exports {0}")]
+    NotAPlugin(String),
+    #[error(
+        "imports {0}, which this host does not provide; a plugin may import only \
+         {WIT_PACKAGE}/{{types,http,log,wait}}@{WIT_MAJOR}.x and {allowed}",
+        allowed = wasi::ALLOWED_WASI.join(", ")
+    )]
+    ForbiddenImports(String),
+    /// wasmtime refused to set up the engine or link the component.
+    #[error("{0}")]
+    Wasmtime(String),
 }
 
 /// Why one invocation of the plugin failed (exit 1); the host itself carries on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct PluginFailure {
     pub kind: ErrorKind,
     pub message: String,
@@ -88,55 +120,39 @@ const POOL_KEEP_RESIDENT_BYTES: usize = 4 * 1024 * 1024;
 
 impl PluginRuntime {
     pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            LoadError(format!(
-                "cannot read the plugin {}: {e}; build it with `bash scripts/build-plugin.sh` or pass --plugin FILE",
-                path.display()
-            ))
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable { path: path.to_path_buf(), source })?;
         Self::load_bytes(&bytes, options)
-            .map_err(|LoadError(why)| LoadError(format!("plugin {}: {why}", path.display())))
+            .map_err(|error| LoadError::Plugin { path: path.to_path_buf(), error: Box::new(error) })
     }
 
     pub fn load_bytes(bytes: &[u8], options: &LoadOptions) -> Result<Self, LoadError> {
         let sha256 = cache::sha256_hex(bytes);
         if let Some(expected) = options.expected_sha256 {
             if !expected.eq_ignore_ascii_case(&sha256) {
-                return Err(LoadError(format!(
-                    "its SHA-256 is {sha256}, but plugin_sha256 requires {expected}; refusing to load it"
-                )));
+                return Err(LoadError::HashMismatch { actual: sha256, expected: expected.to_string() });
             }
         }
         if !bytes.starts_with(b"\0asm") {
-            return Err(LoadError("is not a WebAssembly file".into()));
+            return Err(LoadError::NotWasm);
         }
         // Components have layer 1 in bytes 6..8; core modules have 0.
         if bytes.get(6..8) != Some(&[1, 0]) {
-            return Err(LoadError(
-                "is a core WebAssembly module, not a component; build it for wasm32-wasip2".into(),
-            ));
+            return Err(LoadError::CoreModule);
         }
-        let engine = new_engine(options.pooling).map_err(|e| LoadError(format!("cannot set up wasmtime: {e}")))?;
+        let engine = new_engine(options.pooling).map_err(|e| wasmtime_error("cannot set up wasmtime", e))?;
         let component = cache::load_component(&engine, bytes, &sha256, options.cache_dir)
-            .map_err(|e| LoadError(format!("is not a valid component: {}", first_line(&e.to_string()))))?;
+            .map_err(|e| LoadError::Invalid(first_line(&e.to_string())))?;
         check_exports(&engine, &component)?;
         check_imports(&engine, &component)?;
         let mut linker: Linker<StoreState> = Linker::new(&engine);
-        wasi::add_to_linker(&mut linker).map_err(|e| LoadError(format!("cannot link WASI: {e}")))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| wasmtime_error("cannot link WASI", e))?;
         wit::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)
-            .map_err(|e| LoadError(format!("cannot link the host imports: {e}")))?;
-        let instance_pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError(format!("cannot be linked: {}", first_line(&e.to_string()))))?;
-        let pre = wit::PluginPre::new(instance_pre)
-            .map_err(|e| LoadError(format!("does not export the expected actions: {e}")))?;
+            .map_err(|e| wasmtime_error("cannot link the host imports", e))?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| wasmtime_error("cannot be linked", e))?;
+        let pre =
+            wit::PluginPre::new(instance_pre).map_err(|e| wasmtime_error("does not export the expected actions", e))?;
         let ticker = start_epoch_ticker(&engine);
-        Ok(PluginRuntime {
-            engine,
-            pre,
-            sha256,
-            ticker,
-        })
+        Ok(PluginRuntime { engine, pre, sha256, ticker })
     }
 
     pub fn sha256(&self) -> &str {
@@ -151,9 +167,8 @@ impl PluginRuntime {
             limits: Limits::default(),
             log,
         };
-        let (result, _, _) = self.run(&context, |plugin, store| {
-            plugin.soar_restricted_group_actions().call_describe(store)
-        });
+        let (result, _, _) =
+            self.run(&context, |plugin, store| plugin.soar_restricted_group_actions().call_describe(store));
         result.map(wit::manifest_from_wit)
     }
 
@@ -199,10 +214,7 @@ impl PluginRuntime {
         let budget_ms = context.limits.deadline_ms + DEADLINE_GRACE.as_millis() as u64;
         let ticks = budget_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
         store.set_epoch_deadline(ticks);
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|plugin| call(&plugin, &mut store));
+        let outcome = self.pre.instantiate(&mut store).and_then(|plugin| call(&plugin, &mut store));
         let http_requests = store.data().services.http_requests();
         let peak_memory_bytes = store.data().limiter.peak_bytes;
         let result = outcome.map_err(|error| classify_failure(&error, &store, &stderr, context.limits.deadline_ms));
@@ -251,22 +263,13 @@ fn start_epoch_ticker(engine: &Engine) -> Arc<AtomicBool> {
 
 /// The component must export `soar:restricted-group/actions@1.x`.
 fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
     let prefix = format!("{WIT_PACKAGE}/actions@");
     match exports.iter().find_map(|name| name.strip_prefix(&prefix)) {
         Some(version) if major_of(version) == Some(WIT_MAJOR) => Ok(()),
-        Some(version) => Err(LoadError(format!(
-            "was built for WIT {WIT_PACKAGE}@{version}, but this host speaks {WIT_PACKAGE}@{WIT_VERSION} \
-             (major version {WIT_MAJOR}); use a plugin and host of the same major version"
-        ))),
-        None => Err(LoadError(format!(
-            "is not a {WIT_PACKAGE} plugin: it exports {}",
-            if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
-        ))),
+        Some(version) => Err(LoadError::OtherMajor(version.to_string())),
+        None if exports.is_empty() => Err(LoadError::NotAPlugin("nothing".into())),
+        None => Err(LoadError::NotAPlugin(exports.join(", "))),
     }
 }
 
@@ -286,18 +289,13 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError
     if refused.is_empty() {
         return Ok(());
     }
-    Err(LoadError(format!(
-        "imports {}, which this host does not provide; a plugin may import only \
-         {WIT_PACKAGE}/{{types,http,log,wait}}@{WIT_MAJOR}.x and {}",
-        refused.join(", "),
-        wasi::ALLOWED_WASI.join(", ")
-    )))
+    Err(LoadError::ForbiddenImports(refused.join(", ")))
 }
 
 /// The names a component imports, for inspection (no linking, no cache).
 pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, LoadError> {
-    let engine = new_engine(false).map_err(|e| LoadError(format!("cannot set up wasmtime: {e}")))?;
-    let component = Component::new(&engine, bytes).map_err(|e| LoadError(format!("not a component: {e}")))?;
+    let engine = new_engine(false).map_err(|e| wasmtime_error("cannot set up wasmtime", e))?;
+    let component = Component::new(&engine, bytes).map_err(|e| LoadError::Invalid(first_line(&e.to_string())))?;
     let names = component.component_type().imports(&engine).map(|(name, _)| name.to_string()).collect();
     Ok(names)
 }
@@ -310,14 +308,21 @@ pub fn import_allowed(name: &str) -> bool {
     wasi::ALLOWED_WASI.contains(&interface) && version.starts_with("0.2.")
 }
 
-fn classify_failure(error: &wasmtime::Error, store: &Store<StoreState>, stderr: &BoundedCapture, deadline_ms: u64) -> PluginFailure {
+fn classify_failure(
+    error: &wasmtime::Error,
+    store: &Store<StoreState>,
+    stderr: &BoundedCapture,
+    deadline_ms: u64,
+) -> PluginFailure {
     let redactor = store.data().services.redactor();
     let trap = error.downcast_ref::<Trap>().copied();
     if store.data().limiter.hit {
         let limit = store.data().limiter.limit_bytes / (1024 * 1024);
         return PluginFailure {
             kind: ErrorKind::PluginOutOfMemory,
-            message: format!("the plugin tried to use more than {limit} MiB of memory (memory_limit_mib) and was stopped"),
+            message: format!(
+                "the plugin tried to use more than {limit} MiB of memory (memory_limit_mib) and was stopped"
+            ),
         };
     }
     if trap == Some(Trap::Interrupt) {
@@ -347,6 +352,10 @@ fn panic_message(stderr: &str) -> Option<String> {
     let message = message.lines().take_while(|line| !line.starts_with("note:")).collect::<Vec<_>>().join(" ");
     let location = location.trim().trim_end_matches(':');
     Some(format!("{} (at {location})", message.trim()).chars().take(500).collect())
+}
+
+fn wasmtime_error(doing: &str, error: wasmtime::Error) -> LoadError {
+    LoadError::Wasmtime(format!("{doing}: {}", first_line(&error.to_string())))
 }
 
 fn first_line(text: &str) -> String {
@@ -384,19 +393,13 @@ pub struct StoreState {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl wit::HttpHost for StoreState {
     fn send(&mut self, request: wit::HttpRequest) -> Result<wit::HttpResponse, wit::HttpError> {
-        self.services
-            .send(wit::request_from_wit(request))
-            .map(wit::response_to_wit)
-            .map_err(wit::http_error_to_wit)
+        self.services.send(wit::request_from_wit(request)).map(wit::response_to_wit).map_err(wit::http_error_to_wit)
     }
 }
 

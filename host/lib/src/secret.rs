@@ -61,9 +61,6 @@ mod tests {
         let secret = Secret::new("tok-123");
         assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
         let redactor = Redactor::new([secret, Secret::new("tok-123-long")]);
-        assert_eq!(
-            redactor.redact("Bearer tok-123-long and tok-123"),
-            "Bearer <redacted> and <redacted>"
-        );
+        assert_eq!(redactor.redact("Bearer tok-123-long and tok-123"), "Bearer <redacted> and <redacted>");
     }
 }

@@ -42,12 +42,7 @@ pub struct HostServices {
 
 impl HostServices {
     pub fn new(context: &InvocationContext, deadline: Instant) -> Self {
-        HostServices {
-            context: context.clone(),
-            deadline,
-            http_requests: 0,
-            log_lines: 0,
-        }
+        HostServices { context: context.clone(), deadline, http_requests: 0, log_lines: 0 }
     }
 
     /// Requests that went out (those refused before a connection are not counted).
@@ -68,8 +63,8 @@ impl Host for HostServices {
     fn send(&mut self, request: Request) -> Result<Response, HttpError> {
         let authorized = match self.context.egress.authorize(&request.idp, &request.url, &request.headers) {
             Ok(authorized) => authorized,
-            Err(why) => {
-                let why = self.redactor().redact(&why);
+            Err(denied) => {
+                let why = self.redactor().redact(&denied.to_string());
                 self.log(LogLevel::Warn, &format!("denied {} {}: {why}", request.method.as_str(), request.url));
                 return Err(HttpError::Denied(why));
             }

@@ -16,11 +16,11 @@ wasmtime::component::bindgen!({
 
 use exports::soar::restricted_group::actions as wit_actions;
 pub use soar::restricted_group::http::{
-    HttpError, Host as HttpHost, Method as HttpMethod, Request as HttpRequest, Response as HttpResponse,
+    Host as HttpHost, HttpError, Method as HttpMethod, Request as HttpRequest, Response as HttpResponse,
 };
 pub use soar::restricted_group::log::{Host as LogHost, Level as LogLevelWit};
-pub use soar::restricted_group::types::Host as TypesHost;
 use soar::restricted_group::types as t;
+pub use soar::restricted_group::types::Host as TypesHost;
 pub use soar::restricted_group::wait::Host as WaitHost;
 
 pub fn settings_to_wit(settings: &model::Settings) -> t::Settings {
@@ -77,10 +77,7 @@ pub fn result_from_wit(result: t::ActionResult, redactor: &Redactor) -> model::A
             .into_iter()
             .map(|p| model::ProviderResult {
                 idp: text(p.idp),
-                group: p.group.map(|g| model::GroupRef {
-                    display_name: optional(g.display_name),
-                    id: optional(g.id),
-                }),
+                group: p.group.map(|g| model::GroupRef { display_name: optional(g.display_name), id: optional(g.id) }),
                 outcome: p.outcome.map(|t::ProviderOutcome::Connected| model::ProviderOutcome::Connected),
                 error: p.error.map(error),
                 users: p
@@ -178,11 +175,7 @@ pub fn request_from_wit(request: HttpRequest) -> plain::Request {
 }
 
 pub fn response_to_wit(response: plain::Response) -> HttpResponse {
-    HttpResponse {
-        status: response.status,
-        headers: response.headers,
-        body: response.body,
-    }
+    HttpResponse { status: response.status, headers: response.headers, body: response.body }
 }
 
 pub fn http_error_to_wit(error: plain::HttpError) -> HttpError {

@@ -44,10 +44,8 @@ pub struct PatchPath {
     pub sub: Option<String>,
 }
 
-const CORE_SCHEMAS: &[&str] = &[
-    "urn:ietf:params:scim:schemas:core:2.0:User",
-    "urn:ietf:params:scim:schemas:core:2.0:Group",
-];
+const CORE_SCHEMAS: &[&str] =
+    &["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:core:2.0:Group"];
 
 #[derive(Clone, Debug, PartialEq)]
 enum Token {
@@ -237,22 +235,16 @@ pub fn parse_attr_path(text: &str) -> Result<AttrPath, String> {
         Some((name, sub)) => (name, Some(sub.to_string())),
         None => (rest, None),
     };
-    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
+    let valid =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
     if !valid(name) || !sub.as_deref().is_none_or(valid) {
         return Err(format!("'{text}' is not an attribute path"));
     }
-    Ok(AttrPath {
-        schema,
-        name: name.to_string(),
-        sub,
-    })
+    Ok(AttrPath { schema, name: name.to_string(), sub })
 }
 
 pub fn parse(text: &str) -> Result<Filter, String> {
-    let mut parser = Parser {
-        tokens: tokenize(text)?,
-        position: 0,
-    };
+    let mut parser = Parser { tokens: tokenize(text)?, position: 0 };
     let filter = parser.or_expression()?;
     if parser.position != parser.tokens.len() {
         return Err(format!("unexpected {:?}", parser.tokens[parser.position]));
@@ -263,11 +255,7 @@ pub fn parse(text: &str) -> Result<Filter, String> {
 pub fn parse_patch_path(text: &str) -> Result<PatchPath, String> {
     let Some(open) = text.find('[') else {
         let attr = parse_attr_path(text)?;
-        return Ok(PatchPath {
-            sub: None,
-            filter: None,
-            attr,
-        });
+        return Ok(PatchPath { sub: None, filter: None, attr });
     };
     let close = text.rfind(']').ok_or("unclosed '['")?;
     let attr = parse_attr_path(&text[..open])?;
@@ -276,11 +264,7 @@ pub fn parse_patch_path(text: &str) -> Result<PatchPath, String> {
         "" => None,
         rest => Some(rest.strip_prefix('.').ok_or("junk after ']'")?.to_string()),
     };
-    Ok(PatchPath {
-        attr,
-        filter: Some(filter),
-        sub,
-    })
+    Ok(PatchPath { attr, filter: Some(filter), sub })
 }
 
 /// Ids, external ids and references compare case-exactly; other strings do not (RFC 7643).
@@ -371,12 +355,12 @@ fn compare(actual: &Value, op: CompareOp, expected: &Value, case_exact: bool) ->
                     _ => None,
                 },
             };
-            match (ordering, op) {
-                (Some(Ordering::Greater), CompareOp::Gt | CompareOp::Ge) => true,
-                (Some(Ordering::Equal), CompareOp::Ge | CompareOp::Le) => true,
-                (Some(Ordering::Less), CompareOp::Lt | CompareOp::Le) => true,
-                _ => false,
-            }
+            matches!(
+                (ordering, op),
+                (Some(Ordering::Greater), CompareOp::Gt | CompareOp::Ge)
+                    | (Some(Ordering::Equal), CompareOp::Ge | CompareOp::Le)
+                    | (Some(Ordering::Less), CompareOp::Lt | CompareOp::Le)
+            )
         }
     }
 }

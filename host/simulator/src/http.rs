@@ -26,17 +26,11 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -111,12 +105,7 @@ impl Server {
                 });
             }
         })?;
-        Ok(Server {
-            addr,
-            stop,
-            accept: Some(accept),
-            connections,
-        })
+        Ok(Server { addr, stop, accept: Some(accept), connections })
     }
 }
 
@@ -150,9 +139,7 @@ fn serve_connection<S: Read + Write>(stream: S, handler: Handler, stop: Arc<Atom
                 return;
             }
         };
-        let close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let writer = reader.get_mut();
         match handler(request) {
             Reply::Respond(response) => {
@@ -208,7 +195,9 @@ fn read_request(reader: &mut impl BufRead) -> Result<Option<HttpRequest>, String
         let (name, value) = line.split_once(':').ok_or_else(|| format!("bad header line {line:?}"))?;
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
-    let find = |name: &str| headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let find = |name: &str| {
+        headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+    };
     let body = if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
         read_chunked(reader)?
     } else {
@@ -227,13 +216,7 @@ fn read_request(reader: &mut impl BufRead) -> Result<Option<HttpRequest>, String
         Some((path, query)) => (path.to_string(), parse_query(query)),
         None => (target.clone(), Vec::new()),
     };
-    Ok(Some(HttpRequest {
-        method,
-        path,
-        query,
-        headers,
-        body,
-    }))
+    Ok(Some(HttpRequest { method, path, query, headers, body }))
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, String> {

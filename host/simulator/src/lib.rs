@@ -48,12 +48,7 @@ pub struct SeedGroup {
 
 impl SeedGroup {
     pub fn new(display_name: &str) -> Self {
-        SeedGroup {
-            id: None,
-            display_name: display_name.into(),
-            members: Vec::new(),
-            extra: serde_json::Map::new(),
-        }
+        SeedGroup { id: None, display_name: display_name.into(), members: Vec::new(), extra: serde_json::Map::new() }
     }
 }
 
@@ -72,10 +67,36 @@ impl SeedMember {
     }
 }
 
+/// Why the simulator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulatorError {
+    #[error("cannot read seed file {}: {source}", path.display())]
+    SeedUnreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("seed file {} is not valid: {source}", path.display())]
+    SeedInvalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Seed(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 impl Seed {
-    pub fn from_file(path: &std::path::Path) -> Result<Seed, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read seed file {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("seed file {} is not valid: {e}", path.display()))
+    pub fn from_file(path: &std::path::Path) -> Result<Seed, SimulatorError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SimulatorError::SeedUnreadable { path: path.to_path_buf(), source })?;
+        serde_json::from_str(&text).map_err(|source| SimulatorError::SeedInvalid { path: path.to_path_buf(), source })
     }
 }
 
@@ -173,13 +194,15 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    pub fn start(options: SimulatorOptions) -> Result<Simulator, String> {
-        let listener = TcpListener::bind(options.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    pub fn start(options: SimulatorOptions) -> Result<Simulator, SimulatorError> {
+        let listening = |source| SimulatorError::Listen { address: options.listen, source };
+        let listener = TcpListener::bind(options.listen).map_err(listening)?;
+        let addr = listener.local_addr().map_err(listening)?;
         let idp_id = options.seed.idp_id.clone().unwrap_or_else(|| DEFAULT_IDP_ID.to_string());
         if idp_id.is_empty() || !idp_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(format!("idp_id \"{idp_id}\" may hold only letters, digits, '-' and '_'"));
+            return Err(SimulatorError::Seed(format!(
+                "idp_id \"{idp_id}\" may hold only letters, digits, '-' and '_'"
+            )));
         }
         let host = match addr.ip() {
             _ if options.tls.is_some() => "localhost".to_string(),
@@ -202,7 +225,7 @@ impl Simulator {
             let mut directory = shared.directory.lock().expect("directory lock");
             for user in simulator_seed.users {
                 if !user.is_object() || user.get("userName").and_then(Value::as_str).is_none() {
-                    return Err(format!("seed user {user} needs a userName"));
+                    return Err(SimulatorError::Seed(format!("seed user {user} needs a userName")));
                 }
                 directory.insert(Kind::User, user);
             }
@@ -218,8 +241,9 @@ impl Simulator {
             }
         }
         let handler_state = shared.clone();
-        let server = Server::start(listener, Arc::new(move |request| -> Reply { handler_state.handle(request) }), options.tls)
-            .map_err(|e| format!("cannot start the simulator: {e}"))?;
+        let server =
+            Server::start(listener, Arc::new(move |request| -> Reply { handler_state.handle(request) }), options.tls)
+                .map_err(listening)?;
         Ok(Simulator { shared, server })
     }
 
@@ -326,7 +350,9 @@ pub fn generate_token() -> String {
     for salt in 0..2u8 {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u8(salt);
-        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+        );
         token.push_str(&format!("{:016x}", hasher.finish()));
     }
     token

@@ -11,10 +11,7 @@ pub struct PatchError {
 }
 
 fn invalid(scim_type: &'static str, detail: impl Into<String>) -> PatchError {
-    PatchError {
-        scim_type,
-        detail: detail.into(),
-    }
+    PatchError { scim_type, detail: detail.into() }
 }
 
 /// How the server treats a repeated add of an existing value.
@@ -100,10 +97,7 @@ fn container_mut<'a>(resource: &'a mut Value, attr: &AttrPath) -> &'a mut Map<St
 
 /// The key under which `name` is stored (attribute names are case-insensitive).
 fn key_of(map: &Map<String, Value>, name: &str) -> String {
-    map.keys()
-        .find(|k| k.eq_ignore_ascii_case(name))
-        .cloned()
-        .unwrap_or_else(|| name.to_string())
+    map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned().unwrap_or_else(|| name.to_string())
 }
 
 fn same_item(a: &Value, b: &Value) -> bool {
@@ -170,10 +164,7 @@ fn apply_with_path(
     duplicates: Duplicates,
 ) -> Result<(), PatchError> {
     let Some(item_filter) = &path.filter else {
-        let attr = AttrPath {
-            sub: path.attr.sub.clone().or_else(|| path.sub.clone()),
-            ..path.attr.clone()
-        };
+        let attr = AttrPath { sub: path.attr.sub.clone().or_else(|| path.sub.clone()), ..path.attr.clone() };
         set(resource, &attr, value, replace, duplicates);
         return Ok(());
     };
@@ -265,15 +256,24 @@ mod tests {
     }
 
     fn values(group: &Value) -> Vec<&str> {
-        group["members"].as_array().map(|m| m.iter().map(|i| i["value"].as_str().unwrap()).collect()).unwrap_or_default()
+        group["members"]
+            .as_array()
+            .map(|m| m.iter().map(|i| i["value"].as_str().unwrap()).collect())
+            .unwrap_or_default()
     }
 
     #[test]
     fn adds_members_once_unless_duplicates_are_stored() {
         let mut g = group();
-        apply(&mut g, &patch(json!([{"op": "add", "path": "members", "value": [{"value": "2"}, {"value": "3"}]}])), Duplicates::Skip).unwrap();
+        apply(
+            &mut g,
+            &patch(json!([{"op": "add", "path": "members", "value": [{"value": "2"}, {"value": "3"}]}])),
+            Duplicates::Skip,
+        )
+        .unwrap();
         assert_eq!(values(&g), ["1", "2", "3"]);
-        apply(&mut g, &patch(json!([{"op": "add", "value": {"members": [{"value": "3"}]}}])), Duplicates::Store).unwrap();
+        apply(&mut g, &patch(json!([{"op": "add", "value": {"members": [{"value": "3"}]}}])), Duplicates::Store)
+            .unwrap();
         assert_eq!(values(&g), ["1", "2", "3", "3"]);
     }
 
@@ -283,7 +283,12 @@ mod tests {
         apply(&mut g, &patch(json!([{"op": "remove", "path": "members[value eq \"1\"]"}])), Duplicates::Skip).unwrap();
         assert_eq!(values(&g), ["2"]);
         let mut g = group();
-        apply(&mut g, &patch(json!([{"op": "Remove", "path": "members", "value": [{"value": "2"}]}])), Duplicates::Skip).unwrap();
+        apply(
+            &mut g,
+            &patch(json!([{"op": "Remove", "path": "members", "value": [{"value": "2"}]}])),
+            Duplicates::Skip,
+        )
+        .unwrap();
         assert_eq!(values(&g), ["1"]);
         let mut g = group();
         apply(&mut g, &patch(json!([{"op": "remove", "path": "members"}])), Duplicates::Skip).unwrap();
@@ -293,12 +298,26 @@ mod tests {
     #[test]
     fn replaces_and_refuses_read_only_attributes() {
         let mut user = json!({"id": "1", "userName": "a", "emails": [{"type": "work", "value": "a@x.y"}]});
-        apply(&mut user, &patch(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b@x.y"}])), Duplicates::Skip).unwrap();
+        apply(
+            &mut user,
+            &patch(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b@x.y"}])),
+            Duplicates::Skip,
+        )
+        .unwrap();
         assert_eq!(user["emails"][0]["value"], "b@x.y");
-        apply(&mut user, &patch(json!([{"op": "replace", "value": {"userName": "c", "active": false}}])), Duplicates::Skip).unwrap();
+        apply(
+            &mut user,
+            &patch(json!([{"op": "replace", "value": {"userName": "c", "active": false}}])),
+            Duplicates::Skip,
+        )
+        .unwrap();
         assert_eq!(user["userName"], "c");
-        let err = apply(&mut user, &patch(json!([{"op": "replace", "path": "id", "value": "2"}])), Duplicates::Skip).unwrap_err();
+        let err = apply(&mut user, &patch(json!([{"op": "replace", "path": "id", "value": "2"}])), Duplicates::Skip)
+            .unwrap_err();
         assert_eq!(err.scim_type, "mutability");
-        assert_eq!(apply(&mut user, &patch(json!([{"op": "remove"}])), Duplicates::Skip).unwrap_err().scim_type, "noTarget");
+        assert_eq!(
+            apply(&mut user, &patch(json!([{"op": "remove"}])), Duplicates::Skip).unwrap_err().scim_type,
+            "noTarget"
+        );
     }
 }

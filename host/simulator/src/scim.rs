@@ -120,26 +120,19 @@ struct Answer {
 }
 
 fn answer(status: u16, body: Value) -> Answer {
-    Answer {
-        status,
-        body: Some(body),
-        headers: Vec::new(),
-    }
+    Answer { status, body: Some(body), headers: Vec::new() }
 }
 
 fn no_content() -> Answer {
-    Answer {
-        status: 204,
-        body: None,
-        headers: Vec::new(),
-    }
+    Answer { status: 204, body: None, headers: Vec::new() }
 }
 
 impl Shared {
     fn error(&self, request: &HttpRequest, status: u16, scim_type: Option<&str>, detail: &str) -> Answer {
         let mut detail = detail.to_string();
         if self.has(Quirk::EchoAuthorization) {
-            detail = format!("{detail} (request had Authorization: {})", request.header("authorization").unwrap_or("none"));
+            detail =
+                format!("{detail} (request had Authorization: {})", request.header("authorization").unwrap_or("none"));
         }
         if self.has(Quirk::ZscalerErrors) {
             return answer(
@@ -182,11 +175,7 @@ impl Shared {
             }
             None => Vec::new(),
         };
-        let response = HttpResponse {
-            status: answer.status,
-            headers,
-            body,
-        };
+        let response = HttpResponse { status: answer.status, headers, body };
         if self.has_fault(Fault::TruncatedBody) && !response.body.is_empty() {
             let mut bytes = response.to_bytes();
             bytes.truncate(bytes.len() - response.body.len() / 2);
@@ -206,7 +195,12 @@ impl Shared {
             std::thread::sleep(Duration::from_millis(200));
         }
         if self.has_fault(Fault::ConflictOnce) && request.method == "PATCH" && self.count_request("first PATCH") == 1 {
-            return Some(self.render(self.error(request, 409, Some("uniqueness"), "a concurrent change holds the group")));
+            return Some(self.render(self.error(
+                request,
+                409,
+                Some("uniqueness"),
+                "a concurrent change holds the group",
+            )));
         }
         if self.has_fault(Fault::DropConnection) && attempt == 1 {
             return Some(cut_off_answer());
@@ -225,7 +219,9 @@ impl Shared {
         if self.has_fault(Fault::RateLimitDate) && total == 1 {
             // Whole seconds, as an HTTP date carries them, so the two dates are exactly 1 s apart.
             let now = SystemTime::UNIX_EPOCH
-                + Duration::from_secs(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs());
+                + Duration::from_secs(
+                    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs(),
+                );
             return throttled(vec![
                 ("Date".into(), httpdate::fmt_http_date(now)),
                 ("Retry-After".into(), httpdate::fmt_http_date(now + Duration::from_secs(1))),
@@ -276,7 +272,12 @@ impl Shared {
         }
         let projected = request.param("attributes").is_some() || request.param("excludedAttributes").is_some();
         if projected && self.has(Quirk::ProjectionRejected) {
-            return self.error(request, 400, Some("invalidValue"), "attributes and excludedAttributes are not supported");
+            return self.error(
+                request,
+                400,
+                Some("invalidValue"),
+                "attributes and excludedAttributes are not supported",
+            );
         }
         let kind = kinds[0];
         match (method.as_str(), segments.get(1).map(|s| crate::http::percent_decode(s)).as_deref()) {
@@ -420,7 +421,14 @@ impl Shared {
     }
 
     /// Checks what a user or group may hold before it is stored.
-    fn validate(&self, request: &HttpRequest, directory: &Directory, kind: Kind, resource: &Value, own_id: Option<&str>) -> Result<(), Answer> {
+    fn validate(
+        &self,
+        request: &HttpRequest,
+        directory: &Directory,
+        kind: Kind,
+        resource: &Value,
+        own_id: Option<&str>,
+    ) -> Result<(), Answer> {
         match kind {
             Kind::User => {
                 let Some(user_name) = resource.get("userName").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
@@ -431,7 +439,12 @@ impl Shared {
                         && u["userName"].as_str().is_some_and(|n| n.to_lowercase() == user_name.to_lowercase())
                 });
                 if taken {
-                    return Err(self.error(request, 409, Some("uniqueness"), &format!("userName {user_name} is taken")));
+                    return Err(self.error(
+                        request,
+                        409,
+                        Some("uniqueness"),
+                        &format!("userName {user_name} is taken"),
+                    ));
                 }
             }
             Kind::Group => {
@@ -440,7 +453,12 @@ impl Shared {
                 }
                 for member in Directory::member_ids(resource) {
                     if directory.find(Kind::User, &member).is_none() && directory.find(Kind::Group, &member).is_none() {
-                        return Err(self.error(request, 400, Some("invalidValue"), &format!("no member with id {member}")));
+                        return Err(self.error(
+                            request,
+                            400,
+                            Some("invalidValue"),
+                            &format!("no member with id {member}"),
+                        ));
                     }
                 }
             }
@@ -540,7 +558,12 @@ impl Shared {
                 _ => false,
             };
             if refused {
-                return Some(self.error(request, 400, Some("invalidPath"), &format!("this server does not accept that {op} form")));
+                return Some(self.error(
+                    request,
+                    400,
+                    Some("invalidPath"),
+                    &format!("this server does not accept that {op} form"),
+                ));
             }
         }
         None
@@ -589,7 +612,9 @@ impl ListParams {
                 .map(|v| v.trim().parse::<i64>().map_err(|_| format!("{name} must be a number")))
                 .transpose()
         };
-        let names = |name: &str| request.param(name).map(|list| attribute_names(&list.split(',').map(str::to_string).collect::<Vec<_>>()));
+        let names = |name: &str| {
+            request.param(name).map(|list| attribute_names(&list.split(',').map(str::to_string).collect::<Vec<_>>()))
+        };
         Ok(ListParams {
             filter: request.param("filter").map(str::to_string),
             start_index: number("startIndex")?.unwrap_or(1).max(1) as usize,

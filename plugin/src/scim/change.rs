@@ -3,12 +3,12 @@
 //! value (it empties the group).
 
 use crate::encode::{filter_string, path_segment};
-use soar_types::host::{Host, LogLevel, Method};
-use soar_types::model::{ActionError, ErrorKind, UserOutcome};
 use crate::scim::client::{is_fatal, ScimClient, Sent};
 use crate::scim::lookup::Membership;
 use crate::scim::response::{Group, User};
 use serde_json::{json, Value};
+use soar_types::host::{Host, LogLevel, Method};
+use soar_types::model::{ActionError, ErrorKind, UserOutcome};
 
 /// Members changed by one PATCH at most.
 pub const MEMBERS_PER_PATCH: usize = 100;
@@ -92,10 +92,7 @@ impl<H: Host> ScimClient<'_, H> {
         users: &[&User],
     ) -> Vec<Result<UserOutcome, ActionError>> {
         let rounds = Rounds { resends_left: self.provider.max_retries, conflict_checked: false };
-        users
-            .chunks(MEMBERS_PER_PATCH)
-            .flat_map(|chunk| self.change_chunk(change, group, chunk, rounds))
-            .collect()
+        users.chunks(MEMBERS_PER_PATCH).flat_map(|chunk| self.change_chunk(change, group, chunk, rounds)).collect()
     }
 
     fn change_chunk(
@@ -238,13 +235,19 @@ impl<H: Host> ScimClient<'_, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use soar_types::model::Provider;
     use crate::scim::scripted::{provider, Scripted};
+    use soar_types::model::Provider;
 
     fn add_alice(answers: Vec<(u16, Value)>) -> (Vec<Result<UserOutcome, ActionError>>, Vec<String>) {
-        let provider = Provider { restricted_group: None, restricted_group_id: Some("g1".into()), max_retries: 2, ..provider() };
+        let provider =
+            Provider { restricted_group: None, restricted_group_id: Some("g1".into()), max_retries: 2, ..provider() };
         let group = Group { id: "g1".into(), display_name: None };
-        let alice = User { id: "u1".into(), user_name: Some("alice@corp.example".into()), external_id: None, groups: Some(Vec::new()) };
+        let alice = User {
+            id: "u1".into(),
+            user_name: Some("alice@corp.example".into()),
+            external_id: None,
+            groups: Some(Vec::new()),
+        };
         let mut server = Scripted::new(answers);
         let outcomes = ScimClient::new(&mut server, &provider, 0).add_members(&group, &[&alice]);
         (outcomes, server.lines())

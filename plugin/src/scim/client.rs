@@ -1,10 +1,10 @@
 //! One provider's SCIM endpoint: sends requests through the host, retries what is worth
 //! retrying, and turns failures into typed errors a playbook can branch on.
 
-use soar_types::host::{Host, HttpError, LogLevel, Method, Request, Response};
-use soar_types::model::{ActionError, ErrorKind, Profile, Provider};
 use crate::scim::response::{is_json_content_type, parse_error_body, quote, retry_after_ms};
 use serde_json::Value;
+use soar_types::host::{Host, HttpError, LogLevel, Method, Request, Response};
+use soar_types::model::{ActionError, ErrorKind, Profile, Provider};
 
 const SCIM_JSON: &str = "application/scim+json";
 const ACCEPT: &str = "application/scim+json, application/json";
@@ -146,7 +146,12 @@ impl<'a, H: Host> ScimClient<'a, H> {
                 return self.finish(outcome, doing).map(Sent::Answer);
             };
             if hand_back_maybe_applied && may_have_been_applied(&outcome) {
-                let error = self.give_up(outcome, None, doing, "the server's own answer never came, so the change may have been applied");
+                let error = self.give_up(
+                    outcome,
+                    None,
+                    doing,
+                    "the server's own answer never came, so the change may have been applied",
+                );
                 return Ok(Sent::MaybeApplied { error, wait_ms });
             }
             if attempt >= self.provider.max_retries {
@@ -167,7 +172,10 @@ impl<'a, H: Host> ScimClient<'a, H> {
     /// Waits before checking and resending a change whose answer was lost; false when the
     /// action's deadline comes first.
     pub fn wait_before_resending(&mut self, wait_ms: u64, doing: Doing) -> bool {
-        self.log(LogLevel::Warn, &format!("{doing}: checking membership in {wait_ms} ms before sending the change again"));
+        self.log(
+            LogLevel::Warn,
+            &format!("{doing}: checking membership in {wait_ms} ms before sending the change again"),
+        );
         self.host.sleep(wait_ms)
     }
 
@@ -350,10 +358,8 @@ fn backoff_ms(attempt: u32, salt: &str) -> u64 {
 }
 
 fn jitter(salt: &str, attempt: u32) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    (salt, attempt).hash(&mut hasher);
-    hasher.finish()
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one((salt, attempt))
 }
 
 fn describe_attempt(outcome: &Result<Response, HttpError>) -> String {

@@ -3,11 +3,13 @@
 //! makes us act on the wrong object.
 
 use crate::encode::{eq_filter, filter_string, path_segment, query};
+use crate::scim::client::{Doing, ScimClient};
+use crate::scim::response::{
+    multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User,
+};
+use serde_json::Value;
 use soar_types::host::{Host, LogLevel};
 use soar_types::model::{names_match, ActionError, ErrorKind, Profile, UserRef};
-use crate::scim::client::{Doing, ScimClient};
-use crate::scim::response::{multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User};
-use serde_json::Value;
 
 /// Paging stops here: past it a lookup fails with `lookup-limit` rather than scan for ever.
 pub const MAX_PAGES: u32 = 100;
@@ -44,7 +46,12 @@ pub type Found = Result<Option<User>, ActionError>;
 impl<H: Host> ScimClient<'_, H> {
     /// `GET {path}?{params}`. `attributes` and `excludedAttributes` only save bandwidth: a server
     /// that refuses them (400) is asked again without, and never again with them.
-    fn get(&mut self, path: &str, params: &[(&str, &str)], doing: Doing) -> Result<soar_types::host::Response, ActionError> {
+    fn get(
+        &mut self,
+        path: &str,
+        params: &[(&str, &str)],
+        doing: Doing,
+    ) -> Result<soar_types::host::Response, ActionError> {
         let is_projection = |name: &str| name == "attributes" || name == "excludedAttributes";
         let projected = params.iter().any(|(name, _)| is_projection(name));
         let kept: Vec<(&str, &str)> = params
@@ -57,7 +64,8 @@ impl<H: Host> ScimClient<'_, H> {
             _ => format!("{path}?{}", query(pairs)),
         };
         let response = self.send_read(&with_query(&kept), doing)?;
-        let about_filter = parse_error_body(&response.body).scim_type.is_some_and(|t| t.eq_ignore_ascii_case("invalidFilter"));
+        let about_filter =
+            parse_error_body(&response.body).scim_type.is_some_and(|t| t.eq_ignore_ascii_case("invalidFilter"));
         if response.status != 400 || !projected || self.learned.projection_refused || about_filter {
             return Ok(response);
         }
@@ -287,10 +295,7 @@ impl<H: Host> ScimClient<'_, H> {
         }
         self.users_by_attribute(Attribute::UserName, &emails, &mut found);
         self.users_by_attribute(Attribute::ExternalId, &externals, &mut found);
-        found
-            .into_iter()
-            .map(|entry| entry.expect("every user was looked up"))
-            .collect()
+        found.into_iter().map(|entry| entry.expect("every user was looked up")).collect()
     }
 
     pub fn user_by_id(&mut self, id: &str) -> Found {
@@ -319,11 +324,8 @@ impl<H: Host> ScimClient<'_, H> {
         }
         if wanted.len() > 1 && !self.filters_unusable() && !self.learned.or_filter_unusable {
             for chunk in wanted.chunks(USERS_PER_FILTER) {
-                let filter = chunk
-                    .iter()
-                    .map(|(_, value)| eq_filter(attribute.name(), value))
-                    .collect::<Vec<_>>()
-                    .join(" or ");
+                let filter =
+                    chunk.iter().map(|(_, value)| eq_filter(attribute.name(), value)).collect::<Vec<_>>().join(" or ");
                 let doing = format!("looking up {} users by {}", chunk.len(), attribute.name());
                 let values: Vec<&str> = chunk.iter().map(|(_, value)| *value).collect();
                 match self.filtered_users(&filter, &values, attribute, &doing) {
@@ -358,11 +360,8 @@ impl<H: Host> ScimClient<'_, H> {
             match self.filtered_users(&filter, &[value], attribute, &doing) {
                 Some(Ok(users)) => {
                     let candidates: Vec<&User> = users.iter().collect();
-                    found[*index] = Some(if candidates.is_empty() {
-                        Ok(None)
-                    } else {
-                        self.pick(attribute, value, candidates)
-                    });
+                    found[*index] =
+                        Some(if candidates.is_empty() { Ok(None) } else { self.pick(attribute, value, candidates) });
                 }
                 Some(Err(error)) => found[*index] = Some(Err(error)),
                 None => {}
@@ -499,7 +498,10 @@ impl<H: Host> ScimClient<'_, H> {
         if !self.learned.member_clause_honoured {
             self.learned.member_clause_honoured = self.group_filtered_by_member(group, NO_SUCH_MEMBER)? == Some(false);
             if !self.learned.member_clause_honoured {
-                self.log(LogLevel::Info, "the server ignores the member clause of group filters: reading members instead");
+                self.log(
+                    LogLevel::Info,
+                    "the server ignores the member clause of group filters: reading members instead",
+                );
             }
         }
         Ok(self.learned.member_clause_honoured)
@@ -617,12 +619,13 @@ impl Attribute {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use soar_types::model::Provider;
     use crate::scim::scripted::{provider, Scripted};
     use serde_json::json;
+    use soar_types::model::Provider;
 
     fn page(ids: &[&str], total: Option<u64>) -> Value {
-        let resources: Vec<Value> = ids.iter().map(|id| json!({"id": id, "userName": format!("{id}@corp.example")})).collect();
+        let resources: Vec<Value> =
+            ids.iter().map(|id| json!({"id": id, "userName": format!("{id}@corp.example")})).collect();
         match total {
             Some(total) => json!({"totalResults": total, "Resources": resources}),
             None => json!({"Resources": resources}),
@@ -643,10 +646,14 @@ mod tests {
         let none = json!({"totalResults": 0, "Resources": []});
         let mut server = Scripted::ok(vec![found, none]);
         let provider = Provider { profile: Profile::Zia, ..provider() };
-        let membership = ScimClient::new(&mut server, &provider, 0).membership(&restricted_group(), &user_without_groups());
+        let membership =
+            ScimClient::new(&mut server, &provider, 0).membership(&restricted_group(), &user_without_groups());
         assert_eq!(membership.unwrap(), Membership::Member);
         let url = &server.seen[0].url;
-        assert!(url.contains("filter=displayName%20eq%20%22Restricted%22%20and%20members.value%20eq%20%22u1%22"), "{url}");
+        assert!(
+            url.contains("filter=displayName%20eq%20%22Restricted%22%20and%20members.value%20eq%20%22u1%22"),
+            "{url}"
+        );
         assert!(server.seen[1].url.contains(NO_SUCH_MEMBER), "the match is confirmed by a member no server holds");
     }
 
@@ -656,7 +663,8 @@ mod tests {
         let group_with_members = json!({"id": "g1", "displayName": "Restricted", "members": [{"value": "u2"}]});
         let mut server = Scripted::ok(vec![found.clone(), found, group_with_members]);
         let provider = provider();
-        let membership = ScimClient::new(&mut server, &provider, 0).membership(&restricted_group(), &user_without_groups());
+        let membership =
+            ScimClient::new(&mut server, &provider, 0).membership(&restricted_group(), &user_without_groups());
         assert_eq!(membership.unwrap(), Membership::NotMember, "alice is not among the members actually listed");
         assert!(server.seen[2].url.contains("/Groups/g1"), "{}", server.seen[2].url);
     }
@@ -673,7 +681,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ids, ["a", "b"]);
-        let starts: Vec<&str> = server.seen.iter().map(|r| r.url.split("startIndex=").nth(1).unwrap().split('&').next().unwrap()).collect();
+        let starts: Vec<&str> =
+            server.seen.iter().map(|r| r.url.split("startIndex=").nth(1).unwrap().split('&').next().unwrap()).collect();
         assert_eq!(starts, ["1", "2", "3"]);
     }
 

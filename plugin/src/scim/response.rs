@@ -2,8 +2,8 @@
 //! Lenient where real servers differ (ids as numbers, `Resources` missing on empty pages,
 //! two error shapes), strict where a mistake would act on the wrong object.
 
-use soar_types::host::Response;
 use serde_json::Value;
+use soar_types::host::Response;
 
 /// How much of a server's text we quote in a message.
 pub const QUOTE_CHARS: usize = 200;
@@ -35,10 +35,7 @@ pub struct User {
 }
 
 pub fn parse_group(resource: &Value) -> Option<Group> {
-    Some(Group {
-        id: string_attr(resource, "id")?,
-        display_name: string_attr(resource, "displayName"),
-    })
+    Some(Group { id: string_attr(resource, "id")?, display_name: string_attr(resource, "displayName") })
 }
 
 pub fn parse_user(resource: &Value) -> Option<User> {
@@ -95,10 +92,7 @@ pub fn parse_error_body(body: &[u8]) -> ServerError {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         let text = String::from_utf8_lossy(body);
         let text = text.trim();
-        return ServerError {
-            scim_type: None,
-            detail: (!text.is_empty()).then(|| quote(text)),
-        };
+        return ServerError { scim_type: None, detail: (!text.is_empty()).then(|| quote(text)) };
     };
     let text_of = |name: &str| string_attr(&value, name).filter(|s| !s.trim().is_empty());
     let scim_type = text_of("scimType").or_else(|| text_of("code"));
@@ -116,10 +110,7 @@ pub fn parse_error_body(body: &[u8]) -> ServerError {
 
 /// At most [`QUOTE_CHARS`] characters of `text`, on one line.
 pub fn quote(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let one_line = one_line.trim();
     if one_line.chars().count() <= QUOTE_CHARS {
         one_line.to_string()
@@ -241,10 +232,8 @@ mod tests {
     #[test]
     fn retry_after_in_seconds_and_as_a_date() {
         assert_eq!(retry_after_ms(&response(&[("Retry-After", "30")])), Some(30_000));
-        let dated = response(&[
-            ("Retry-After", "Wed, 21 Oct 2015 07:28:10 GMT"),
-            ("Date", "Wed, 21 Oct 2015 07:28:00 GMT"),
-        ]);
+        let dated =
+            response(&[("Retry-After", "Wed, 21 Oct 2015 07:28:10 GMT"), ("Date", "Wed, 21 Oct 2015 07:28:00 GMT")]);
         assert_eq!(retry_after_ms(&dated), Some(10_000));
         assert_eq!(retry_after_ms(&response(&[("Retry-After", "Wed, 21 Oct 2015 07:28:10 GMT")])), None);
         assert_eq!(retry_after_ms(&response(&[])), None);

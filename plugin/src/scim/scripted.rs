@@ -1,9 +1,9 @@
 //! A SCIM server scripted below the HTTP trait, for unit tests: each request gets the next
 //! answer, and every request is kept.
 
+use serde_json::Value;
 use soar_types::host::{Host, HttpError, LogLevel, Request, Response};
 use soar_types::model::{Profile, Provider};
-use serde_json::Value;
 
 pub struct Scripted {
     answers: Vec<(u16, Value)>,

@@ -2,16 +2,16 @@
 
 #![allow(dead_code)]
 
-use soar_types::model::{MembershipRequest, Profile, Provider, Settings, UserRef};
+use scim_simulator::{Seed, SeedGroup, Simulator, SimulatorOptions};
 use serde_json::json;
 use soar_host::config::Limits;
 use soar_host::egress::{EgressPolicy, Endpoint};
 use soar_host::http_client::{HttpClient, HttpSettings};
 use soar_host::runtime::{Call, LoadOptions, PluginRuntime};
-use soar_host::services::InvocationContext;
-use soar_types::Action;
 use soar_host::secret::Secret;
-use scim_simulator::{Seed, SeedGroup, Simulator, SimulatorOptions};
+use soar_host::services::InvocationContext;
+use soar_types::model::{MembershipRequest, Profile, Provider, Settings, UserRef};
+use soar_types::Action;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,7 @@ pub fn simulator(users: usize) -> Simulator {
 }
 
 pub fn context(sim: &Simulator) -> InvocationContext {
-    let base = soar_host::url::parse(&sim.base_url()).unwrap();
+    let base = soar_host::endpoint::parse(&sim.base_url()).unwrap();
     InvocationContext {
         egress: Arc::new(EgressPolicy::new(vec![Endpoint { name: "zpa".into(), base, token: Secret::new(TOKEN) }])),
         http: Arc::new(HttpClient::new(HttpSettings::new(8 << 20, Duration::from_secs(10)))),
@@ -78,12 +78,16 @@ pub fn add_and_remove(sim: &Simulator, user: &str) -> [Call; 2] {
 
 /// test-connection of the simulator's provider.
 pub fn test_connection_call(sim: &Simulator) -> Call {
-    let request = MembershipRequest { settings: settings(sim), users: Vec::new(), dry_run: false, protected: Vec::new() };
+    let request =
+        MembershipRequest { settings: settings(sim), users: Vec::new(), dry_run: false, protected: Vec::new() };
     Call { action: Action::TestConnection, request }
 }
 
 /// The cheapest export call: test-connection with no provider.
 pub fn trivial_call() -> Call {
     let settings = Settings { providers: Vec::new(), retry_after_cap_ms: 0 };
-    Call { action: Action::TestConnection, request: MembershipRequest { settings, users: Vec::new(), dry_run: false, protected: Vec::new() } }
+    Call {
+        action: Action::TestConnection,
+        request: MembershipRequest { settings, users: Vec::new(), dry_run: false, protected: Vec::new() },
+    }
 }

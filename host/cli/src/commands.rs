@@ -1,0 +1,249 @@
+//! The commands: an action against the configured providers, `describe`, `--version`, `demo`
+//! and `simulator`.
+
+use crate::args::{Cli, OutputFormat, SimulatorArgs, UserSource};
+use crate::demo;
+use crate::output::{print_document, print_report, table};
+use anyhow::Context;
+use scim_simulator::{generate_token, Seed, Simulator, SimulatorOptions};
+use serde_json::{json, Value};
+use soar_host::action::{refusal_report, ActionHost, ActionRequest, Refusal, Report};
+use soar_host::cache;
+use soar_host::config::{Config, ProcessEnvironment};
+use soar_host::runtime::{LoadOptions, PluginRuntime};
+use soar_host::services::{LogRecord, LogSink};
+use soar_types::host::LogLevel;
+use soar_types::model::ErrorKind;
+use soar_types::{Action, WIT_PACKAGE, WIT_VERSION};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Where this workspace builds the component (`scripts/build-plugin.sh`).
+pub const WORKSPACE_PLUGIN: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/wasm32-wasip2/component/restricted_group_plugin.wasm");
+pub const PLUGIN_FILE_NAME: &str = "restricted_group_plugin.wasm";
+
+/// An action as the command line asks for it.
+pub struct ActionArgs {
+    pub action: Action,
+    pub idp: Option<String>,
+    pub users: Vec<UserSource>,
+    pub dry_run: bool,
+    pub max_retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// The plugin beside the executable, else the one this workspace builds.
+fn default_plugin_path() -> PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(PLUGIN_FILE_NAME)));
+    match beside {
+        Some(path) if path.is_file() => path,
+        _ => PathBuf::from(WORKSPACE_PLUGIN),
+    }
+}
+
+fn load_plugin(cli: &Cli, config: Option<&Config>) -> Result<PluginRuntime, Refusal> {
+    let path = cli.plugin.clone().unwrap_or_else(default_plugin_path);
+    let cache_dir = cache::cache_dir(config.and_then(|c| c.cache_dir.as_deref()));
+    let options = LoadOptions {
+        cache_dir: cache_dir.as_deref(),
+        expected_sha256: config.and_then(|c| c.plugin_sha256.as_deref()),
+        pooling: false,
+    };
+    Ok(PluginRuntime::load_file(&path, &options)?)
+}
+
+/// Log lines on stderr, `soar-host [CORRELATION-ID] level: message`; debug lines only with
+/// `SOAR_HOST_LOG=debug`.
+fn stderr_log(correlation_id: Option<String>) -> LogSink {
+    let verbose = std::env::var("SOAR_HOST_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"));
+    Arc::new(move |record: &LogRecord| {
+        if record.level == LogLevel::Debug && !verbose {
+            return;
+        }
+        let level = match record.level {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        let context = correlation_id.as_deref().map(|id| format!(" [{id}]")).unwrap_or_default();
+        eprintln!("soar-host{context} {level}: {}", record.message);
+    })
+}
+
+/// Runs an action: config, plugin, then the host library's checks and the invocation.
+pub fn run_action(cli: &Cli, args: &ActionArgs, stderr: &mut dyn Write) -> Report {
+    let action_name = Some(args.action.as_str());
+    let prepared = request_of(cli, args).and_then(|request| {
+        let path = cli.config.as_ref().ok_or_else(|| {
+            Refusal::new(ErrorKind::InvalidConfig, "--config FILE is required: it lists the identity providers")
+        })?;
+        let config = Config::load(path, &ProcessEnvironment)?;
+        let runtime = load_plugin(cli, Some(&config))?;
+        Ok((request, config, runtime))
+    });
+    let (request, config, runtime) = match prepared {
+        Ok(prepared) => prepared,
+        Err(refusal) => return refusal_report(action_name, &refusal),
+    };
+    let _ = stderr.flush();
+    let host = ActionHost::new(Arc::new(runtime), config, stderr_log(request.correlation_id.clone()));
+    host.run(&request)
+}
+
+fn request_of(cli: &Cli, args: &ActionArgs) -> Result<ActionRequest, Refusal> {
+    let mut request = ActionRequest::new(args.action);
+    request.correlation_id = cli.correlation_id.clone();
+    request.idp = args.idp.clone();
+    request.dry_run = args.dry_run;
+    request.max_retries = args.max_retries;
+    request.timeout_ms = args.timeout_ms;
+    for source in &args.users {
+        match source {
+            UserSource::User(user) => request.users.push(user.clone()),
+            UserSource::File(file) => request.users.extend(read_users_file(file)?),
+        }
+    }
+    Ok(request)
+}
+
+/// One user a line; blank lines and `#` comments ignored; `-` reads standard input.
+fn read_users_file(file: &str) -> Result<Vec<String>, Refusal> {
+    let unreadable = |what: String, error: std::io::Error| {
+        Refusal::new(ErrorKind::InvalidInput, format!("cannot read {what}: {error}"))
+    };
+    let text = if file == "-" {
+        let mut text = String::new();
+        for line in std::io::stdin().lock().lines() {
+            let line = line.map_err(|e| unreadable("users from standard input".into(), e))?;
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| unreadable(format!("--users-file {file}"), e))?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The plugin's manifest; exit 2 when the plugin cannot be loaded, 1 when it fails.
+pub fn describe(cli: &Cli, stdout: &mut dyn Write) -> i32 {
+    let described = load_plugin(cli, None).and_then(|runtime| {
+        runtime.describe(stderr_log(None)).map_err(|failure| Refusal::new(failure.kind, failure.message))
+    });
+    match described {
+        Ok(manifest) => {
+            let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&manifest).expect("JSON serialises"));
+            0
+        }
+        Err(refusal) => {
+            let mut report = refusal_report(Some("describe"), &refusal);
+            report.exit_code = if refusal.kind == ErrorKind::PluginLoad { 2 } else { 1 };
+            print_report(stdout, cli.output, &report)
+        }
+    }
+}
+
+/// The host's version, the WIT version, and the plugin's name and version (loaded through the
+/// cache as an action would load it).
+pub fn version(cli: &Cli, stdout: &mut dyn Write) -> i32 {
+    let _ = writeln!(stdout, "soar-host {HOST_VERSION}");
+    let _ = writeln!(stdout, "wit {WIT_PACKAGE}@{WIT_VERSION}");
+    let manifest = load_plugin(cli, None)
+        .and_then(|runtime| runtime.describe(stderr_log(None)).map_err(|f| Refusal::new(f.kind, f.message)));
+    let _ = match manifest {
+        Ok(manifest) => {
+            writeln!(stdout, "plugin {} {} (wit {})", manifest.name, manifest.version, manifest.wit_version)
+        }
+        Err(refusal) => writeln!(stdout, "plugin not loadable: {}", refusal.message),
+    };
+    0
+}
+
+/// The four demo steps against an in-process simulator.
+pub fn demo(cli: &Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let runtime = match load_plugin(cli, None) {
+        Ok(runtime) => runtime,
+        Err(refusal) => return print_report(stdout, cli.output, &refusal_report(Some("demo"), &refusal)),
+    };
+    let _ = writeln!(stderr, "soar-host demo: starting a simulated ZPA SCIM endpoint on 127.0.0.1");
+    match demo::run(runtime, cli.correlation_id.clone(), stderr_log(cli.correlation_id.clone())) {
+        Ok((document, all_as_expected)) => {
+            match cli.output {
+                OutputFormat::Json => print_document(stdout, cli.output, &document),
+                OutputFormat::Table => {
+                    let tables: Vec<String> = document["steps"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|step| table(step, std::io::stdout().is_terminal()))
+                        .collect();
+                    let _ = writeln!(stdout, "{}", tables.join("\n\n"));
+                }
+            }
+            if all_as_expected {
+                0
+            } else {
+                1
+            }
+        }
+        Err(why) => {
+            let refusal = Refusal::new(ErrorKind::InvalidConfig, format!("{why:#}"));
+            print_report(stdout, cli.output, &refusal_report(Some("demo"), &refusal))
+        }
+    }
+}
+
+/// Serves the simulator until interrupted, after printing `{"base_url", "token"}`.
+pub fn simulator(args: &SimulatorArgs, stdout: &mut dyn Write) -> i32 {
+    match start_simulator(args) {
+        Ok((simulator, generated)) => {
+            let mut ready = json!({"base_url": simulator.base_url()});
+            if generated {
+                ready["token"] = Value::String(simulator.token().to_string());
+            }
+            let _ = writeln!(stdout, "{ready}");
+            let _ = stdout.flush();
+            loop {
+                std::thread::park();
+            }
+        }
+        Err(error) => {
+            let refusal = Refusal::new(ErrorKind::InvalidInput, format!("{error:#}"));
+            print_report(stdout, OutputFormat::Json, &refusal_report(Some("simulator"), &refusal))
+        }
+    }
+}
+
+/// The simulator and whether its token was generated (then it is printed).
+fn start_simulator(args: &SimulatorArgs) -> anyhow::Result<(Simulator, bool)> {
+    let (token, generated) = match &args.token_env {
+        Some(name) => {
+            let token = std::env::var(name).ok().filter(|t| !t.is_empty() && !t.chars().any(char::is_control));
+            let token = token.with_context(|| {
+                format!("--token-env {name}: the variable is unset, empty or holds a control character")
+            })?;
+            (token, false)
+        }
+        None => (generate_token(), true),
+    };
+    let mut options = SimulatorOptions::new(token);
+    if let Some(listen) = args.listen {
+        options.listen = listen;
+    }
+    if let Some(path) = &args.seed {
+        options.seed = Seed::from_file(path)?;
+    }
+    options.quirks = args.quirk.clone();
+    options.faults = args.fault.clone();
+    let simulator = Simulator::start(options).context("the simulator did not start")?;
+    Ok((simulator, generated))
+}
