@@ -10,7 +10,7 @@ root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 def median_ns(group, name):
     path = root / group / name / "new" / "estimates.json"
     if not path.is_file():
-        sys.exit(f"no measurement at {path}: run `cargo bench -p soar-host --bench plugin` first")
+        sys.exit(f"no measurement at {path}: run `cargo bench -p soar-host-cli --bench plugin` first")
     return json.loads(path.read_text())["median"]["point_estimate"]
 
 

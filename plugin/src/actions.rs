@@ -114,7 +114,7 @@ fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipReques
     for (index, user) in users.iter().enumerate() {
         let protected_entry = request.protected.iter().find(|entry| entry.names(user)).filter(|_| guarded);
         match (check_user_ref(user), protected_entry) {
-            (Err(why), _) => results[index].error = Some(ActionError::new(ErrorKind::InvalidInput, why)),
+            (Err(why), _) => results[index].error = Some(ActionError::new(ErrorKind::InvalidInput, why.0)),
             (Ok(()), Some(entry)) => results[index].error = Some(protected_error(user, entry)),
             (Ok(()), None) => valid.push(index),
         }

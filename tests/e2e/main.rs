@@ -2,6 +2,7 @@
 
 mod actions;
 mod bad_input;
+mod docs;
 mod guardrails;
 mod interop;
 mod loading;

@@ -8,9 +8,29 @@ pub const MAX_EMAIL_BYTES: usize = 254;
 const MAX_LOCAL_PART_BYTES: usize = 64;
 const MAX_ID_BYTES: usize = 1024;
 
+/// Why a user is refused: one line that says what is wrong and what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidUser(pub String);
+
+impl std::fmt::Display for InvalidUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidUser {}
+
 /// Parses `alice@corp.example`, `id:SCIM_ID` or `external:EXTERNAL_ID`.
-/// The error is one line that says what is wrong and what to do.
-pub fn parse_user_ref(text: &str) -> Result<UserRef, String> {
+pub fn parse_user_ref(text: &str) -> Result<UserRef, InvalidUser> {
+    parse(text).map_err(InvalidUser)
+}
+
+/// Checks a user already parsed (the plugin re-checks what it is handed).
+pub fn check_user_ref(user: &UserRef) -> Result<(), InvalidUser> {
+    check(user).map_err(InvalidUser)
+}
+
+fn parse(text: &str) -> Result<UserRef, String> {
     if let Some(id) = text.strip_prefix("id:") {
         check_opaque("id", id)?;
         return Ok(UserRef::Id(id.to_string()));
@@ -23,8 +43,7 @@ pub fn parse_user_ref(text: &str) -> Result<UserRef, String> {
     Ok(UserRef::Email(text.to_string()))
 }
 
-/// Checks a user already parsed (the plugin re-checks what it is handed).
-pub fn check_user_ref(user: &UserRef) -> Result<(), String> {
+fn check(user: &UserRef) -> Result<(), String> {
     match user {
         UserRef::Email(email) => check_email(email),
         UserRef::Id(id) => check_opaque("id", id),
@@ -50,7 +69,7 @@ fn check_opaque(prefix: &str, value: &str) -> Result<(), String> {
 
 /// An email address as SCIM userName: `local@domain`, the local part plain or quoted, the domain
 /// a dotted host name (unicode allowed), at most 254 bytes.
-pub fn check_email(email: &str) -> Result<(), String> {
+fn check_email(email: &str) -> Result<(), String> {
     let shown = email.escape_debug().to_string();
     if email.is_empty() {
         return Err("empty user: give an email address, id:SCIM_ID or external:EXTERNAL_ID".into());
@@ -168,7 +187,7 @@ mod tests {
             (".alice@corp.example", "starts or ends with a dot"),
         ] {
             let err = parse_user_ref(bad).unwrap_err();
-            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(err.0.contains(why), "{bad:?}: {err}");
         }
     }
 
@@ -179,14 +198,14 @@ mod tests {
         assert_eq!(at_limit.len(), MAX_EMAIL_BYTES);
         assert!(parse_user_ref(&at_limit).is_ok());
         let past_limit = format!("u{at_limit}");
-        assert!(parse_user_ref(&past_limit).unwrap_err().contains("at most 254"));
+        assert!(parse_user_ref(&past_limit).unwrap_err().0.contains("at most 254"));
     }
 
     #[test]
     fn parses_id_and_external_forms() {
         assert_eq!(parse_user_ref("id:7000777"), Ok(UserRef::Id("7000777".into())));
         assert_eq!(parse_user_ref("external:abc-1"), Ok(UserRef::External("abc-1".into())));
-        assert!(parse_user_ref("id:").unwrap_err().contains("names no id"));
+        assert!(parse_user_ref("id:").unwrap_err().0.contains("names no id"));
         assert!(parse_user_ref("external:").is_err());
     }
 }

@@ -151,8 +151,10 @@ impl ActionHost {
     }
 
     fn prepare<'a>(&'a self, request: &ActionRequest) -> Result<(Call, Vec<&'a ProviderConfig>), Refusal> {
-        let providers =
-            self.config.select(request.idp.as_deref()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why))?;
+        let providers = self
+            .config
+            .select(request.idp.as_deref())
+            .map_err(|unknown| Refusal::new(ErrorKind::InvalidInput, unknown.to_string()))?;
         let settings = Settings {
             providers: providers
                 .iter()
@@ -186,7 +188,8 @@ impl ActionHost {
             (Some(path), true) => match AuditLog::open(path) {
                 Ok(audit) => Some(audit),
                 Err(why) => {
-                    return refusal_report(Some(request.action.as_str()), &Refusal::new(ErrorKind::InvalidConfig, why))
+                    let refusal = Refusal::new(ErrorKind::InvalidConfig, why.to_string());
+                    return refusal_report(Some(request.action.as_str()), &refusal);
                 }
             },
             _ => None,
@@ -245,8 +248,8 @@ impl ActionHost {
             };
             if let Err(why) = audit.record(&audit_context, &report.document) {
                 // The change is made; the playbook must learn that its record is not.
-                (self.log)(&LogRecord { level: LogLevel::Error, message: why.clone() });
-                report.document["audit_error"] = Value::String(why);
+                (self.log)(&LogRecord { level: LogLevel::Error, message: why.to_string() });
+                report.document["audit_error"] = Value::String(why.to_string());
                 report.exit_code = report.exit_code.max(1);
             }
         }
@@ -306,7 +309,7 @@ pub fn parse_users(users: &[String], max_users: u64) -> Result<Vec<UserRef>, Ref
     }
     users
         .iter()
-        .map(|user| parse_user_ref(user.trim()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why)))
+        .map(|user| parse_user_ref(user.trim()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why.0)))
         .collect()
 }
 

@@ -8,6 +8,23 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// Why the audit trail cannot be kept.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot open audit_log {} for appending: {source}; fix the path or its permissions", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write audit_log {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 pub struct AuditLog {
     path: PathBuf,
     file: File,
@@ -21,7 +38,7 @@ pub struct AuditContext<'a> {
 }
 
 impl AuditLog {
-    pub fn open(path: &Path) -> Result<AuditLog, String> {
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let mut options = OpenOptions::new();
         options.create(true).append(true);
         #[cfg(unix)]
@@ -29,15 +46,13 @@ impl AuditLog {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options.open(path).map_err(|e| {
-            format!("cannot open audit_log {} for appending: {e}; fix the path or its permissions", path.display())
-        })?;
+        let file = options.open(path).map_err(|source| AuditError::Open { path: path.to_path_buf(), source })?;
         Ok(AuditLog { path: path.to_path_buf(), file })
     }
 
     /// Appends one line per user of each provider of `document` (a result document), then
     /// flushes them to disk.
-    pub fn record(&mut self, context: &AuditContext, document: &Value) -> Result<(), String> {
+    pub fn record(&mut self, context: &AuditContext, document: &Value) -> Result<(), AuditError> {
         let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let mut text = String::new();
         for provider in document["providers"].as_array().into_iter().flatten() {
@@ -64,6 +79,6 @@ impl AuditLog {
         self.file
             .write_all(text.as_bytes())
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| format!("cannot write audit_log {}: {e}", self.path.display()))
+            .map_err(|source| AuditError::Write { path: self.path.clone(), source })
     }
 }

@@ -47,6 +47,14 @@ pub enum ConfigError {
     },
 }
 
+/// `--idp` names no configured provider.
+#[derive(Debug, thiserror::Error)]
+#[error("--idp {name}: no identity provider has that name; configured: {}", configured.join(", "))]
+pub struct UnknownProvider {
+    pub name: String,
+    pub configured: Vec<String>,
+}
+
 fn invalid(message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(message.into())
 }
@@ -261,9 +269,7 @@ impl Config {
                 )));
             }
         }
-        let proxy = non_empty("proxy", file.proxy)?
-            .map(|text| parse_proxy(&text).map_err(|why| invalid(format!("proxy {why}"))))
-            .transpose()?;
+        let proxy = non_empty("proxy", file.proxy)?.map(|text| parse_proxy(&text)).transpose()?;
         Ok(Config {
             providers,
             allow_http: file.allow_http,
@@ -281,15 +287,15 @@ impl Config {
     }
 
     /// The providers an action runs on: all, or the one `--idp` names.
-    pub fn select(&self, idp: Option<&str>) -> Result<Vec<&ProviderConfig>, String> {
+    pub fn select(&self, idp: Option<&str>) -> Result<Vec<&ProviderConfig>, UnknownProvider> {
         match idp {
             None => Ok(self.providers.iter().collect()),
             Some(name) => match self.providers.iter().find(|p| p.name == name) {
                 Some(provider) => Ok(vec![provider]),
-                None => Err(format!(
-                    "--idp {name}: no identity provider has that name; configured: {}",
-                    self.providers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-                )),
+                None => Err(UnknownProvider {
+                    name: name.to_string(),
+                    configured: self.providers.iter().map(|p| p.name.clone()).collect(),
+                }),
             },
         }
     }
@@ -389,17 +395,17 @@ pub struct ProxyConfig {
 }
 
 /// `http://[user:password@]host:port` (or https); credentials are kept as secrets.
-pub fn parse_proxy(text: &str) -> Result<ProxyConfig, String> {
-    let (scheme, rest) = text.split_once("://").ok_or("is not a URL (no scheme://)")?;
+fn parse_proxy(text: &str) -> Result<ProxyConfig, ConfigError> {
+    let (scheme, rest) = text.split_once("://").ok_or_else(|| invalid("proxy is not a URL (no scheme://)"))?;
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (credentials, host) = match rest[..authority_end].rsplit_once('@') {
         Some((credentials, host)) => (Some(credentials), host),
         None => (None, &rest[..authority_end]),
     };
     let shown = format!("{scheme}://{}{host}", if credentials.is_some() { "<redacted>@" } else { "" });
-    endpoint::parse(&format!("{scheme}://{host}")).map_err(|why| format!("\"{shown}\" {why}"))?;
+    endpoint::parse(&format!("{scheme}://{host}")).map_err(|why| invalid(format!("proxy \"{shown}\" {why}")))?;
     if !rest[authority_end..].trim_matches('/').is_empty() {
-        return Err(format!("\"{shown}\" has a path; give scheme://host:port"));
+        return Err(invalid(format!("proxy \"{shown}\" has a path; give scheme://host:port")));
     }
     Ok(ProxyConfig {
         url: Secret::new(text.trim_end_matches('/')),
@@ -409,8 +415,8 @@ pub fn parse_proxy(text: &str) -> Result<ProxyConfig, String> {
 }
 
 /// A base URL: https (or http to loopback with `allow_http`), no query, fragment, user info or
-/// path that could be read as another.
-pub fn check_base_url(text: &str, allow_http: bool) -> Result<Url, String> {
+/// path that could be read as another. The error is the problem, for the caller to prefix.
+fn check_base_url(text: &str, allow_http: bool) -> Result<Url, String> {
     let parsed = endpoint::parse(text).map_err(|why| format!("\"{text}\" {why}"))?;
     if parsed.query().is_some() {
         return Err(format!("\"{text}\" has a query (?...); give the SCIM endpoint without it"));
