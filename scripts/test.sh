@@ -24,7 +24,7 @@ export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
 # One package set and --all-targets for both commands, so that dependencies are built once with one
 # feature set; the end-to-end tests run the `soar-host` binary this build leaves in target/debug.
 # The benchmarks run once each as tests so that they keep working (timings come from `cargo bench`).
-packages=(-p soar-types -p restricted-group-plugin -p soar-host -p scim-simulator -p soar-host-cli -p soar-e2e)
+packages=(-p soar-types -p restricted-group-plugin -p soar-host-policy -p soar-host -p scim-simulator -p soar-host-cli -p soar-e2e)
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 cargo clippy --quiet --target wasm32-wasip2 -p soar-types -p restricted-group-plugin -p hostile-plugin --all-features -- -D warnings
 cargo build --quiet "${packages[@]}" --all-targets

@@ -3,7 +3,6 @@
 //! thin layer that binds it to the WIT contract when built for `wasm32-wasip2`.
 
 pub mod actions;
-pub mod encode;
 pub mod manifest;
 pub mod scim;
 pub mod summary;

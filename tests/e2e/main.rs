@@ -4,6 +4,7 @@ mod actions;
 mod bad_input;
 mod docs;
 mod guardrails;
+mod hardening;
 mod interop;
 mod loading;
 mod manifest;

@@ -2,7 +2,6 @@
 //! itself, and any string escaped into a filter or a URL reads back as itself.
 
 use proptest::prelude::*;
-use restricted_group_plugin::encode::{eq_filter, percent_encode};
 use restricted_group_plugin::scim::response::{
     parse_error_body, parse_group, parse_http_date, parse_list, parse_user, retry_after_ms,
 };
@@ -10,6 +9,7 @@ use restricted_group_plugin::{run, test_connection};
 use scim_simulator::filter::{self, AttrPath, CompareOp, Filter};
 use scim_simulator::http::decode_component;
 use serde_json::Value;
+use soar_types::encode::{eq_filter, percent_encode};
 use soar_types::host::{Host, HttpError, LogLevel, Request, Response};
 use soar_types::model::{MembershipRequest, Profile, Provider, Settings, UserRef};
 use soar_types::Action;

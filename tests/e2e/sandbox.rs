@@ -82,6 +82,13 @@ fn requests_outside_the_named_providers_base_url_are_denied_and_never_sent() {
         format!("send q GET {base}/Users"),
         format!("send p GET {base}/Users Authorization: Bearer stolen"),
         format!("send p GET {base}/Users Cookie: a=b"),
+        format!("send p GET {base}/Users Upgrade: websocket"),
+        format!("send p GET {base}/Users Expect: 100-continue"),
+        format!("send p GET {base}/Users TE: trailers"),
+        format!("send p GET {base}/..;/1/999/v2/Users"),
+        format!("send p GET {base}/%c0%ae%c0%ae/1/999/v2/Users"),
+        format!("send p GET {base}/Users%2F..%2F..%2Fadmin"),
+        format!("send p GET {}", base.replace("127.0.0.1", "127.0.0.1.")),
         format!("send p GET {}", base.replace("http://", "https://")),
     ];
     for attempt in &attempts {

@@ -1,39 +1,8 @@
 //! TLS on loopback with a CA and server certificate generated for the test: trusted through
 //! `ca_file`, refused with a `tls` error and a clear message without it.
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use scim_simulator::{Seed, Simulator, SimulatorOptions};
 use serde_json::json;
 use soar_e2e::*;
-use std::sync::Arc;
-
-/// A simulator serving https as `localhost`, and the PEM of the CA that issued its certificate.
-fn https_simulator() -> (Simulator, String) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![server_cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
-        )
-        .unwrap();
-    let mut options = SimulatorOptions::new(TOKEN);
-    options.seed =
-        Seed { idp_id: None, users: vec![json!({"userName": "alice@corp.example"})], groups: vec![seed_group(GROUP)] };
-    options.tls = Some(Arc::new(tls));
-    (Simulator::start(options).unwrap(), ca_cert.pem())
-}
 
 #[test]
 fn https_works_with_the_ca_file_and_fails_clearly_without_it() {
@@ -73,8 +42,8 @@ fn a_missing_or_empty_ca_file_is_refused() {
     std::fs::write(dir.join("empty.pem"), "not a certificate\n").unwrap();
     let empty = write_json(&dir, "empty.json", &json!({"identity_providers": [provider], "ca_file": "empty.pem"}));
     let run = run_with(&empty, &["test-connection"]);
-    assert_eq!(run.code, 1, "{run:?}");
-    let error = &run.json()["providers"][0]["error"];
-    assert_eq!(error["kind"], "tls");
-    assert!(error["message"].as_str().unwrap().contains("holds no PEM certificate"), "{error}");
+    assert_eq!(run.code, 2, "refused when the config is read, before anything is sent: {run:?}");
+    assert_eq!(run.json()["error"]["kind"], "invalid-config");
+    assert!(run.json()["error"]["message"].as_str().unwrap().contains("holds no PEM certificate"), "{run:?}");
+    assert!(sim.requests().is_empty());
 }

@@ -102,9 +102,15 @@ pub fn cli_cache_home() -> PathBuf {
 }
 
 pub fn soar_host(args: &[&str], stdin: Option<&str>) -> Run {
+    soar_host_with_env(args, stdin, &[])
+}
+
+/// [`soar_host`] with more environment variables (a proxy, say).
+pub fn soar_host_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     let cache = cli_cache_home();
     let mut child = Command::new(soar_host_binary())
         .args(args)
+        .envs(env.iter().copied())
         .env("XDG_CACHE_HOME", &cache)
         .env("SOAR_TEST_TOKEN", TOKEN)
         .env("SOAR_TEST_TOKEN_2", OTHER_TOKEN)
@@ -263,4 +269,34 @@ pub fn invoke_native(
     let mut services = soar_host::services::HostServices::new(context, deadline);
     let result = restricted_group_plugin::run(&mut services, call.action, &call.request);
     (result, services.http_requests())
+}
+
+/// A simulator serving https as `localhost` with a certificate from a CA made for the test,
+/// seeded with alice and the restricted group; and the PEM of that CA.
+pub fn https_simulator() -> (Simulator, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let tls =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server_cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+            )
+            .unwrap();
+    let mut options = SimulatorOptions::new(TOKEN);
+    options.seed =
+        Seed { idp_id: None, users: vec![json!({"userName": "alice@corp.example"})], groups: vec![seed_group(GROUP)] };
+    options.tls = Some(std::sync::Arc::new(tls));
+    (Simulator::start(options).unwrap(), ca_cert.pem())
 }

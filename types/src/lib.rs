@@ -7,6 +7,7 @@
 mod names;
 
 pub mod action;
+pub mod encode;
 pub mod host;
 pub mod manifest;
 pub mod model;

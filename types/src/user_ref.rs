@@ -64,7 +64,29 @@ fn check_opaque(prefix: &str, value: &str) -> Result<(), String> {
     if value.chars().any(char::is_control) {
         return Err(format!("user '{prefix}:{}' contains a control character; remove it", value.escape_debug()));
     }
+    // An id becomes a URL path segment (`/Users/{id}`); an external id only goes into filters.
+    if let (true, Some(problem)) = (prefix == "id", id_problem(value)) {
+        return Err(format!("user 'id:{value}' {problem}; SCIM ids never do: check the id"));
+    }
     Ok(())
+}
+
+/// Why a SCIM id cannot stand as one segment of a URL path (`/Users/{id}`, `/Groups/{id}`): it
+/// would name another path, or be refused by the host's egress rule with the whole call.
+pub fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id == "." || id == ".." {
+        Some("is a dot segment ('.' or '..')")
+    } else if id.contains(['/', '\\']) {
+        Some("contains a slash or a backslash")
+    } else if id.contains('%') {
+        Some("contains '%'")
+    } else if id.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else {
+        None
+    }
 }
 
 /// An email address as SCIM userName: `local@domain`, the local part plain or quoted, the domain
@@ -207,5 +229,11 @@ mod tests {
         assert_eq!(parse_user_ref("external:abc-1"), Ok(UserRef::External("abc-1".into())));
         assert!(parse_user_ref("id:").unwrap_err().0.contains("names no id"));
         assert!(parse_user_ref("external:").is_err());
+        for bad in ["id:..", "id:.", "id:a/../b", "id:a\\b", "id:a%2e"] {
+            assert!(parse_user_ref(bad).unwrap_err().0.contains("SCIM ids never do"), "{bad}");
+        }
+        for good in ["id:a.b", "id:2c9a-..-x", "external:S-1-5/21+x..y%"] {
+            assert!(parse_user_ref(good).is_ok(), "{good}");
+        }
     }
 }

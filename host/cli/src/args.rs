@@ -7,6 +7,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind as ClapKind};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use scim_simulator::{Fault, Quirk};
 use soar_host::action::Refusal;
+use soar_host::config;
 use soar_types::model::ErrorKind;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -77,7 +78,7 @@ pub enum Command {
     Describe,
     /// Serves a ZPA-like SCIM endpoint on loopback until interrupted; prints {"base_url","token"} when ready.
     #[command(
-        override_usage = "soar-host [GLOBAL OPTIONS] simulator [--listen ADDR] [--token-env NAME] [--seed FILE] [--quirk NAME]... [--fault NAME]...",
+        override_usage = "soar-host [GLOBAL OPTIONS] simulator [--listen ADDR] [--token-env NAME] [--seed FILE] [--quirk NAME]... [--fault NAME]...\n                     [--latency-ms N] [--rate-limit N]",
         after_help = simulator_help()
     )]
     Simulator(SimulatorArgs),
@@ -121,10 +122,10 @@ pub struct Change {
     #[arg(long)]
     pub dry_run: bool,
     /// Retries of 429, 502, 503, 504 and connection failures for this call (0 for time-sensitive playbooks).
-    #[arg(long, value_name = "N", value_parser = whole_number::<u32>)]
-    pub max_retries: Option<u32>,
+    #[arg(long, value_name = "N", value_parser = bounded(config::MAX_RETRIES))]
+    pub max_retries: Option<u64>,
     /// The wall-clock limit of the whole action, in milliseconds (overrides deadline_ms).
-    #[arg(long, value_name = "N", value_parser = positive_ms)]
+    #[arg(long, value_name = "N", value_parser = bounded(config::DEADLINE_MS))]
     pub timeout_ms: Option<u64>,
 }
 
@@ -145,6 +146,12 @@ pub struct SimulatorArgs {
     /// Inject a fault (repeatable).
     #[arg(long, value_name = "NAME", value_parser = Fault::parse)]
     pub fault: Vec<Fault>,
+    /// Delay every answer this many milliseconds (the distance to a tenant).
+    #[arg(long, value_name = "N", value_parser = bounded(config::Bound { key: "--latency-ms", min: 0, max: 60_000 }))]
+    pub latency_ms: Option<u64>,
+    /// Answer 429 with Retry-After: 1 above N requests per second (a token bucket with a burst of N), as ZIA does.
+    #[arg(long, value_name = "N", value_parser = bounded(config::Bound { key: "--rate-limit", min: 1, max: 100_000 }))]
+    pub rate_limit: Option<u64>,
 }
 
 fn simulator_help() -> String {
@@ -169,14 +176,11 @@ fn correlation_id(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
-fn whole_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
-    value.parse().map_err(|_| "give a whole number".to_string())
-}
-
-fn positive_ms(value: &str) -> Result<u64, String> {
-    match whole_number::<u64>(value)? {
-        0 => Err("must be greater than 0".into()),
-        n => Ok(n),
+/// A whole number in the same range as the config key the flag overrides.
+fn bounded(bound: config::Bound) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |value| match value.parse::<u64>() {
+        Ok(number) if (bound.min..=bound.max).contains(&number) => Ok(number),
+        _ => Err(format!("give a whole number from {} to {}", bound.min, bound.max)),
     }
 }
 
@@ -199,7 +203,7 @@ pub enum UserSource {
 /// What the command line asks for.
 pub enum Parsed {
     /// Run this; the users of the command in the order given.
-    Run(Cli, Vec<UserSource>),
+    Run(Box<Cli>, Vec<UserSource>),
     /// Print this text on stdout and exit 0 (`--help`).
     Help(String),
     /// Refuse with exit 2 (`command`: the command the words were for); `show_usage` when
@@ -258,7 +262,7 @@ pub fn parse(args: Vec<OsString>) -> Parsed {
         }
     }
     users.sort_by_key(|(index, _)| *index);
-    Parsed::Run(cli, users.into_iter().map(|(_, source)| source).collect())
+    Parsed::Run(Box::new(cli), users.into_iter().map(|(_, source)| source).collect())
 }
 
 fn usage(message: impl Into<String>) -> Refusal {

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use soar_host::action::{refusal_report, ActionHost, ActionRequest, Refusal, Report};
 use soar_host::cache;
 use soar_host::config::{Config, ProcessEnvironment};
+use soar_host::files;
 use soar_host::runtime::{LoadOptions, PluginRuntime};
 use soar_host::services::{LogRecord, LogSink};
 use soar_types::host::LogLevel;
@@ -24,6 +25,8 @@ pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const WORKSPACE_PLUGIN: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/wasm32-wasip2/component/restricted_group_plugin.wasm");
 pub const PLUGIN_FILE_NAME: &str = "restricted_group_plugin.wasm";
+/// The largest users file read (100,000 users of up to 254 bytes, with room for comments).
+const MAX_USERS_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// An action as the command line asks for it.
 pub struct ActionArgs {
@@ -112,19 +115,21 @@ fn request_of(cli: &Cli, args: &ActionArgs) -> Result<ActionRequest, Refusal> {
 
 /// One user a line; blank lines and `#` comments ignored; `-` reads standard input.
 fn read_users_file(file: &str) -> Result<Vec<String>, Refusal> {
-    let unreadable = |what: String, error: std::io::Error| {
-        Refusal::new(ErrorKind::InvalidInput, format!("cannot read {what}: {error}"))
-    };
+    let unreadable =
+        |what: String, error: String| Refusal::new(ErrorKind::InvalidInput, format!("cannot read {what}: {error}"));
     let text = if file == "-" {
         let mut text = String::new();
         for line in std::io::stdin().lock().lines() {
-            let line = line.map_err(|e| unreadable("users from standard input".into(), e))?;
+            let line = line.map_err(|e| unreadable("users from standard input".into(), e.to_string()))?;
             text.push_str(&line);
             text.push('\n');
         }
         text
     } else {
-        std::fs::read_to_string(file).map_err(|e| unreadable(format!("--users-file {file}"), e))?
+        let (bytes, _) = files::read_regular(file.as_ref(), MAX_USERS_FILE_BYTES)
+            .map_err(|e| unreadable(format!("--users-file {file}"), e.to_string()))?;
+        String::from_utf8(bytes)
+            .map_err(|_| unreadable(format!("--users-file {file}"), "it is not UTF-8 text".into()))?
     };
     Ok(text
         .lines()
@@ -244,6 +249,8 @@ fn start_simulator(args: &SimulatorArgs) -> anyhow::Result<(Simulator, bool)> {
     }
     options.quirks = args.quirk.clone();
     options.faults = args.fault.clone();
+    options.latency_ms = args.latency_ms.unwrap_or(0);
+    options.rate_limit = args.rate_limit.map(|rate| rate as u32);
     let simulator = Simulator::start(options).context("the simulator did not start")?;
     Ok((simulator, generated))
 }

@@ -55,7 +55,7 @@ fn run(args: Vec<std::ffi::OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
             };
             commands::ActionArgs {
                 dry_run: change.dry_run,
-                max_retries: change.max_retries,
+                max_retries: change.max_retries.map(|retries| retries as u32),
                 timeout_ms: change.timeout_ms,
                 ..action(name, &change.target)
             }

@@ -3,6 +3,7 @@
 use crate::args::OutputFormat;
 use serde_json::Value;
 use soar_host::action::Report;
+use soar_host::text::printable;
 use std::io::{IsTerminal, Write};
 
 /// Prints the report in the chosen format; returns its exit code.
@@ -44,7 +45,7 @@ pub fn table(document: &Value, colour: bool) -> String {
     };
     if document["providers"].as_array().is_none() {
         if let Some(error) = document.get("error") {
-            lines.push(paint(&describe_error(error), "31"));
+            lines.push(paint(&printable(&describe_error(error)), "31"));
         }
     }
     let mut rows: Vec<[String; 4]> = vec![["PROVIDER".into(), "USER".into(), "OUTCOME".into(), "DETAIL".into()]];
@@ -68,6 +69,11 @@ pub fn table(document: &Value, colour: bool) -> String {
                 (None, None) => rows.push([idp.clone(), name, "-".into(), String::new()]),
             }
         }
+    }
+    // Ids, names and messages come from servers: nothing in them may move the cursor, colour
+    // the terminal, break a line or turn text around.
+    for cell in rows.iter_mut().flatten() {
+        *cell = printable(cell).into_owned();
     }
     if rows.len() > 1 {
         let widths: Vec<usize> = (0..3).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();

@@ -4,7 +4,7 @@
 
 use crate::audit::{AuditContext, AuditLog};
 use crate::cache;
-use crate::config::{Config, ConfigError, ProviderConfig};
+use crate::config::{self, Config, ConfigError, ProviderConfig};
 use crate::egress::EgressPolicy;
 use crate::group_lock::{GroupLocks, HeldLocks, LockFailure};
 use crate::http_client::{HttpClient, HttpSettings, OriginRules};
@@ -108,9 +108,10 @@ pub struct ActionHost {
     config: Config,
     http: Arc<HttpClient>,
     log: LogSink,
-    /// One lock per provider: changes to a provider's group from this process run one at a
-    /// time, so that a membership check and the PATCH that follows are never interleaved with
-    /// another invocation's (a server that stores duplicate members would otherwise get them).
+    /// One lock per tenant (normalised base URL, see [`tenant_key`]): changes to a tenant's
+    /// restricted group from this process run one at a time, so that a membership check and the
+    /// PATCH that follows are never interleaved with another invocation's (a server that stores
+    /// duplicate members would otherwise get them).
     change_locks: Vec<(String, Mutex<()>)>,
     /// The same exclusion between processes, through lock files under the cache folder.
     group_locks: GroupLocks,
@@ -121,7 +122,8 @@ impl ActionHost {
         let http = Arc::new(HttpClient::new(HttpSettings {
             max_response_bytes: config.limits.max_response_bytes,
             connect_timeout: Duration::from_millis(config.limits.connect_timeout_ms),
-            ca_file: config.ca_file.clone(),
+            extra_roots: config.ca_certificates.clone(),
+            rate_dir: cache::cache_dir(config.cache_dir.as_deref()).map(|dir| dir.join("rate")),
             proxy: config.proxy.clone(),
             origins: config
                 .providers
@@ -133,8 +135,14 @@ impl ActionHost {
                 })
                 .collect(),
         }));
-        let change_locks = config.providers.iter().map(|p| (p.name.clone(), Mutex::new(()))).collect();
+        let mut tenants: Vec<String> = config.providers.iter().map(tenant_key).collect();
+        tenants.sort();
+        tenants.dedup();
+        let change_locks = tenants.into_iter().map(|key| (key, Mutex::new(()))).collect();
         let lock_dir = cache::cache_dir(config.cache_dir.as_deref()).map(|dir| dir.join("locks"));
+        for warning in config.warnings.iter().chain(runtime.warnings()) {
+            log(&LogRecord { level: LogLevel::Warn, message: warning.clone() });
+        }
         ActionHost { runtime, config, http, log, change_locks, group_locks: GroupLocks::new(lock_dir) }
     }
 
@@ -151,6 +159,13 @@ impl ActionHost {
     }
 
     fn prepare<'a>(&'a self, request: &ActionRequest) -> Result<(Call, Vec<&'a ProviderConfig>), Refusal> {
+        let out_of_range = |why| Refusal::new(ErrorKind::InvalidInput, why);
+        if let Some(timeout_ms) = request.timeout_ms {
+            config::DEADLINE_MS.check("--timeout-ms", timeout_ms).map_err(out_of_range)?;
+        }
+        if let Some(retries) = request.max_retries {
+            config::MAX_RETRIES.check("--max-retries", retries.into()).map_err(out_of_range)?;
+        }
         let providers = self
             .config
             .select(request.idp.as_deref())
@@ -186,7 +201,13 @@ impl ActionHost {
         let changes = call.action.changes_state();
         let mut audit = match (&self.config.audit_log, changes) {
             (Some(path), true) => match AuditLog::open(path) {
-                Ok(audit) => Some(audit),
+                Ok(audit) => {
+                    if audit.shared_with_others() {
+                        let message = format!("audit_log {} can be read by other users: chmod 600 it", path.display());
+                        (self.log)(&LogRecord { level: LogLevel::Warn, message });
+                    }
+                    Some(audit)
+                }
                 Err(why) => {
                     let refusal = Refusal::new(ErrorKind::InvalidConfig, why.to_string());
                     return refusal_report(Some(request.action.as_str()), &refusal);
@@ -210,11 +231,11 @@ impl ActionHost {
         let started = Instant::now();
         let dry_run = call.request.dry_run;
         let exclusive = changes && !dry_run;
-        // Locks are taken in config order, so two actions never wait on each other in a cycle.
+        // Locks are taken in key order, so two actions never wait on each other in a cycle.
         let _changing: Vec<MutexGuard<()>> = if exclusive {
             self.change_locks
                 .iter()
-                .filter(|(name, _)| providers.iter().any(|p| &p.name == name))
+                .filter(|(key, _)| providers.iter().any(|p| &tenant_key(p) == key))
                 .map(|(_, lock)| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
                 .collect()
         } else {
@@ -264,13 +285,7 @@ impl ActionHost {
         started: Instant,
         deadline_ms: u64,
     ) -> Result<HeldLocks, PluginFailure> {
-        let keys = providers
-            .iter()
-            .map(|p| {
-                let group = p.restricted_group_id.as_deref().or(p.restricted_group.as_deref()).unwrap_or_default();
-                GroupLocks::key(p.base_url.as_str(), group)
-            })
-            .collect();
+        let keys = providers.iter().map(|p| GroupLocks::key(&tenant_key(p))).collect();
         match self.group_locks.acquire(keys, started + Duration::from_millis(deadline_ms)) {
             Ok(held) => Ok(held),
             Err(LockFailure::Unavailable(why)) => {
@@ -288,6 +303,14 @@ impl ActionHost {
             }),
         }
     }
+}
+
+/// The tenant a provider changes: its base URL as `url` normalises it (scheme and host
+/// lower-cased, default port dropped), without a trailing slash. Every spelling of the group
+/// (by name in any case, or by id) of one provider locks the same key: a provider has one
+/// restricted group.
+pub fn tenant_key(provider: &ProviderConfig) -> String {
+    provider.base_url.as_str().trim_end_matches('/').to_string()
 }
 
 /// Parses and checks every user; any invalid one refuses the whole call.

@@ -2,8 +2,9 @@
 //! flushed to disk before the action returns. The file is opened before anything is sent, so a
 //! log that cannot be written stops the action before any change.
 
+use crate::files::{self, FileError};
 use serde_json::{json, Value};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -11,11 +12,11 @@ use std::time::SystemTime;
 /// Why the audit trail cannot be kept.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("cannot open audit_log {} for appending: {source}; fix the path or its permissions", path.display())]
+    #[error("cannot open audit_log {} for appending: it {source}; fix the path or its permissions", path.display())]
     Open {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
     #[error("cannot write audit_log {}: {source}", path.display())]
     Write {
@@ -38,16 +39,16 @@ pub struct AuditContext<'a> {
 }
 
 impl AuditLog {
+    /// Opens (creating it owner-only) a regular file, never through a symbolic link; a FIFO, a
+    /// device or a folder is refused without blocking.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(path).map_err(|source| AuditError::Open { path: path.to_path_buf(), source })?;
+        let file = files::open_append(path).map_err(|source| AuditError::Open { path: path.to_path_buf(), source })?;
         Ok(AuditLog { path: path.to_path_buf(), file })
+    }
+
+    /// Whether other users than the owner may read or write the trail.
+    pub fn shared_with_others(&self) -> bool {
+        self.file.metadata().is_ok_and(|metadata| files::shared_with_others(&metadata))
     }
 
     /// Appends one line per user of each provider of `document` (a result document), then

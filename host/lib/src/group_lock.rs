@@ -35,9 +35,10 @@ impl GroupLocks {
         GroupLocks { dir }
     }
 
-    /// The lock of `group` at `base_url`, for every process that names the same group the same way.
-    pub fn key(base_url: &str, group: &str) -> String {
-        sha256_hex(format!("{base_url}\n{group}").as_bytes())[..32].to_string()
+    /// The lock file's name for a tenant (see `action::tenant_key`): the first 32 hex digits
+    /// of the SHA-256 of the key.
+    pub fn key(tenant: &str) -> String {
+        sha256_hex(tenant.as_bytes())[..32].to_string()
     }
 
     /// Takes the locks of `keys` in sorted order (so two actions never wait on each other in a
@@ -103,7 +104,7 @@ mod tests {
     #[test]
     fn a_held_lock_makes_the_next_taker_wait_until_released() {
         let locks = GroupLocks::new(Some(scratch("wait")));
-        let key = GroupLocks::key("https://scim.example/v2", "Restricted");
+        let key = GroupLocks::key("https://scim.example/v2");
         let held = locks.acquire(vec![key.clone()], Instant::now()).expect("first lock");
         let soon = Instant::now() + Duration::from_millis(50);
         assert!(matches!(locks.acquire(vec![key.clone()], soon), Err(LockFailure::TimedOut)));
@@ -114,8 +115,8 @@ mod tests {
     #[test]
     fn different_groups_do_not_exclude_each_other() {
         let locks = GroupLocks::new(Some(scratch("apart")));
-        let _a = locks.acquire(vec![GroupLocks::key("https://a.example/v2", "G")], Instant::now()).unwrap();
-        locks.acquire(vec![GroupLocks::key("https://b.example/v2", "G")], Instant::now()).expect("another group");
+        let _a = locks.acquire(vec![GroupLocks::key("https://a.example/v2")], Instant::now()).unwrap();
+        locks.acquire(vec![GroupLocks::key("https://b.example/v2")], Instant::now()).expect("another group");
     }
 
     #[test]
@@ -123,7 +124,7 @@ mod tests {
         let file = scratch("not-a-folder");
         std::fs::write(&file, b"").unwrap();
         let locks = GroupLocks::new(Some(file.join("locks")));
-        let key = GroupLocks::key("https://scim.example/v2", "G");
+        let key = GroupLocks::key("https://scim.example/v2");
         assert!(matches!(locks.acquire(vec![key], Instant::now()), Err(LockFailure::Unavailable(_))));
     }
 }

@@ -5,12 +5,13 @@
 use crate::config::ProxyConfig;
 use crate::egress::Authorized;
 use crate::endpoint;
+use crate::rate_limit::RateLimiter;
 use soar_types::host::{HttpError, Method, Response};
-use std::collections::HashMap;
+
 use std::io::ErrorKind as IoKind;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
@@ -37,15 +38,26 @@ pub struct OriginRules {
 pub struct HttpSettings {
     pub max_response_bytes: u64,
     pub connect_timeout: Duration,
-    pub ca_file: Option<PathBuf>,
+    /// Certificates (DER) trusted besides the system's roots: the config's `ca_file`.
+    pub extra_roots: Vec<Vec<u8>>,
     /// The configured proxy; without one, `HTTPS_PROXY` / `NO_PROXY` from the environment.
     pub proxy: Option<ProxyConfig>,
     pub origins: Vec<OriginRules>,
+    /// Where the rate limits shared with other processes live (see `rate_limit`); `None` keeps
+    /// them within this process.
+    pub rate_dir: Option<PathBuf>,
 }
 
 impl HttpSettings {
     pub fn new(max_response_bytes: u64, connect_timeout: Duration) -> Self {
-        HttpSettings { max_response_bytes, connect_timeout, ca_file: None, proxy: None, origins: Vec::new() }
+        HttpSettings {
+            max_response_bytes,
+            connect_timeout,
+            extra_roots: Vec::new(),
+            proxy: None,
+            origins: Vec::new(),
+            rate_dir: None,
+        }
     }
 }
 
@@ -69,11 +81,14 @@ pub struct Outbound<'a> {
     pub body: Option<&'a [u8]>,
     /// The time the action has left; the whole exchange, rate-limit wait included, must fit.
     pub timeout: Duration,
+    /// Hears what the operator should know (a rate-limit folder that cannot be used).
+    pub warn: &'a dyn Fn(String),
 }
 
 impl HttpClient {
     pub fn new(settings: HttpSettings) -> Self {
-        HttpClient { settings, plain: OnceLock::new(), tls: OnceLock::new(), limiter: RateLimiter::default() }
+        let limiter = RateLimiter::new(settings.rate_dir.clone());
+        HttpClient { settings, plain: OnceLock::new(), tls: OnceLock::new(), limiter }
     }
 
     pub fn settings(&self) -> &HttpSettings {
@@ -113,7 +128,13 @@ impl HttpClient {
         }
         let url = &outbound.authorized.url;
         if let Some(rate) = self.rate_for(url) {
-            self.limiter.acquire(&endpoint::origin(url), rate, outbound.timeout)?;
+            let origin = endpoint::origin(url);
+            self.limiter.acquire(&origin, rate, outbound.timeout, outbound.warn).map_err(|late| {
+                HttpError::Timeout(format!(
+                    "the rate limit for {origin} ({rate} requests per second) needs a wait of {} ms, past the action's deadline",
+                    late.wait.as_millis()
+                ))
+            })?;
         }
         let timeout = outbound.timeout.saturating_sub(started.elapsed());
         if timeout.is_zero() {
@@ -132,8 +153,11 @@ impl HttpClient {
             .body(outbound.body.map(<[u8]>::to_vec).unwrap_or_default())
             .map_err(|e| HttpError::ConnectionFailed(format!("cannot build the request: {e}")))?;
         let request = agent.configure_request(request).timeout_global(Some(timeout)).build();
+        let response = agent.run(request).map_err(|error| {
+            *reached_network = reached_a_server(&error);
+            classify(error, &url_text, limit)
+        })?;
         *reached_network = true;
-        let response = agent.run(request).map_err(|e| classify(e, &url_text, limit))?;
         let status = response.status().as_u16();
         let headers: Vec<(String, String)> = response
             .headers()
@@ -169,7 +193,9 @@ impl HttpClient {
 }
 
 fn build_agent(settings: &HttpSettings, https: bool) -> Result<ureq::Agent, String> {
+    // Plain http goes to loopback only, and never through a proxy, which would read the token.
     let proxy = match &settings.proxy {
+        _ if !https => None,
         Some(proxy) => Some(
             ureq::Proxy::new(proxy.url.expose())
                 .map_err(|e| format!("the proxy {} is not usable: {e}", proxy.shown))?,
@@ -184,39 +210,26 @@ fn build_agent(settings: &HttpSettings, https: bool) -> Result<ureq::Agent, Stri
         .timeout_connect(Some(settings.connect_timeout))
         .proxy(proxy);
     if https {
-        builder = builder.tls_config(
-            ureq::tls::TlsConfig::builder().root_certs(trusted_roots(settings.ca_file.as_deref())?).build(),
-        );
+        builder = builder
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(trusted_roots(&settings.extra_roots)).build());
     }
     let resolver = PolicyResolver { origins: Arc::new(settings.origins.clone()) };
     Ok(ureq::Agent::with_parts(builder.build(), DefaultConnector::new(), resolver))
 }
 
-/// The system's trusted roots plus those of `ca_file`; Mozilla's bundled roots when the
-/// system has none.
-fn trusted_roots(ca_file: Option<&std::path::Path>) -> Result<ureq::tls::RootCerts, String> {
+/// The system's trusted roots plus `extra_roots`; Mozilla's bundled roots when the system has
+/// none and no extra root is given.
+fn trusted_roots(extra_roots: &[Vec<u8>]) -> ureq::tls::RootCerts {
     let mut roots: Vec<ureq::tls::Certificate<'static>> = rustls_native_certs::load_native_certs()
         .certs
         .into_iter()
         .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
         .collect();
-    let system_has_roots = !roots.is_empty();
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
-        let before = roots.len();
-        for item in ureq::tls::parse_pem(&pem) {
-            if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
-                roots.push(cert);
-            }
-        }
-        if roots.len() == before {
-            return Err(format!("ca_file {} holds no PEM certificate", path.display()));
-        }
+    if roots.is_empty() && extra_roots.is_empty() {
+        return ureq::tls::RootCerts::WebPki;
     }
-    if !system_has_roots && ca_file.is_none() {
-        return Ok(ureq::tls::RootCerts::WebPki);
-    }
-    Ok(ureq::tls::RootCerts::new_with_certs(&roots))
+    roots.extend(extra_roots.iter().map(|der| ureq::tls::Certificate::from_der(der).to_owned()));
+    ureq::tls::RootCerts::new_with_certs(&roots)
 }
 
 /// Resolves names and refuses addresses a provider may not reach: link-local (cloud metadata
@@ -255,27 +268,46 @@ impl Resolver for PolicyResolver {
                 None => rules.base.host_str() == Some(host.as_str()),
             })
             .collect();
-        if rules.is_empty() {
+        let plain = uri.scheme_str() == Some("http");
+        if rules.is_empty() && !plain {
             return Ok(resolved);
         }
-        let allow_loopback = rules.iter().all(|r| endpoint::names_loopback(&r.base));
-        let allow_private = rules.iter().all(|r| r.allow_private_network);
-        let mut allowed = self.empty();
-        let mut refused: Vec<String> = Vec::new();
-        for address in resolved.iter() {
-            match refusal(address, allow_loopback, allow_private) {
-                None => allowed.push(*address),
-                Some(why) => refused.push(format!("{} ({why})", address.ip())),
-            }
-        }
-        if allowed.is_empty() {
+        let (allowed_list, refused) = sort_addresses(plain, &rules, resolved.iter().copied());
+        if allowed_list.is_empty() {
             return Err(ureq::Error::Io(std::io::Error::new(
                 IoKind::PermissionDenied,
                 AddressRefused { host, refused },
             )));
         }
+        let mut allowed = self.empty();
+        for address in allowed_list {
+            allowed.push(address);
+        }
         Ok(allowed)
     }
+}
+
+/// The addresses a request may go to, and why the others may not. A token in clear text (plain
+/// http) may reach only this machine, whatever the name says (`evil.localhost` may resolve
+/// anywhere).
+fn sort_addresses(
+    plain: bool,
+    rules: &[&OriginRules],
+    resolved: impl Iterator<Item = SocketAddr>,
+) -> (Vec<SocketAddr>, Vec<String>) {
+    let allow_loopback = rules.iter().all(|r| endpoint::names_loopback(&r.base));
+    let allow_private = rules.iter().all(|r| r.allow_private_network);
+    let mut allowed = Vec::new();
+    let mut refused = Vec::new();
+    for address in resolved {
+        let clear_text = (plain && !address.ip().to_canonical().is_loopback())
+            .then_some("not loopback, and plain http (allow_http) is for loopback only");
+        match clear_text.or_else(|| refusal(&address, allow_loopback, allow_private)) {
+            None => allowed.push(address),
+            Some(why) => refused.push(format!("{} ({why})", address.ip())),
+        }
+    }
+    (allowed, refused)
 }
 
 /// Why an address may not be reached, if it may not.
@@ -325,52 +357,31 @@ fn is_shared(ip: std::net::Ipv4Addr) -> bool {
     a == 100 && (64..128).contains(&b)
 }
 
-/// A token bucket per origin, shared by every invocation in this process.
-#[derive(Default)]
-struct RateLimiter {
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
-
-impl RateLimiter {
-    /// Takes one token, waiting for it when the bucket is empty; a wait longer than `budget`
-    /// fails at once with `timeout`.
-    fn acquire(&self, origin: &str, rate: f64, budget: Duration) -> Result<(), HttpError> {
-        let burst = rate.max(1.0);
-        let wait = {
-            let mut buckets = self.buckets.lock().expect("rate limiter lock");
-            let now = Instant::now();
-            let bucket = buckets.entry(origin.to_string()).or_insert(Bucket { tokens: burst, updated: now });
-            bucket.tokens = (bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * rate).min(burst);
-            bucket.updated = now;
-            bucket.tokens -= 1.0;
-            if bucket.tokens >= 0.0 {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64(-bucket.tokens / rate)
-            }
-        };
-        if wait > budget {
-            // Give the token back: this request is not sent.
-            if let Some(bucket) = self.buckets.lock().expect("rate limiter lock").get_mut(origin) {
-                bucket.tokens += 1.0;
-            }
-            return Err(HttpError::Timeout(format!(
-                "the rate limit for {origin} ({rate} requests per second) needs a wait of {} ms, past the action's deadline",
-                wait.as_millis()
-            )));
-        }
-        std::thread::sleep(wait);
-        Ok(())
-    }
-}
-
 fn too_large(url: &str, limit: u64) -> HttpError {
     HttpError::TooLarge(format!("the answer from {url} is larger than {limit} bytes (max_response_bytes)"))
+}
+
+/// Whether a failed exchange got as far as a connection to the server: failures to resolve,
+/// connect or shake hands (TLS, proxy) mean the request never left this machine.
+fn reached_a_server(error: &ureq::Error) -> bool {
+    use ureq::Timeout;
+    match error {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => false,
+        ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => false,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => false,
+        ureq::Error::Io(io) => {
+            let refused = matches!(
+                io.kind(),
+                IoKind::ConnectionRefused
+                    | IoKind::AddrNotAvailable
+                    | IoKind::NetworkUnreachable
+                    | IoKind::HostUnreachable
+                    | IoKind::PermissionDenied
+            );
+            !refused && !io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+        }
+        _ => true,
+    }
 }
 
 fn classify(error: ureq::Error, url: &str, limit: u64) -> HttpError {
@@ -392,5 +403,37 @@ fn classify(error: ureq::Error, url: &str, limit: u64) -> HttpError {
         ureq::Error::HostNotFound => HttpError::ConnectionFailed(format!("{url}: the host name does not resolve")),
         ureq::Error::ConnectionFailed => HttpError::ConnectionFailed(format!("{url}: connection refused or failed")),
         other => HttpError::ConnectionFailed(format!("{url}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(base: &str) -> OriginRules {
+        OriginRules { base: endpoint::parse(base).unwrap(), allow_private_network: false, requests_per_second: None }
+    }
+
+    #[test]
+    fn a_plain_http_name_reaches_only_loopback_addresses_whatever_it_resolves_to() {
+        let localhost = rules("http://evil.localhost:8080/scim/v2");
+        let resolved =
+            ["10.1.2.3:8080", "203.0.113.7:8080", "127.0.0.1:8080", "[::1]:8080"].map(|a| a.parse().unwrap());
+        let (allowed, refused) = sort_addresses(true, &[&localhost], resolved.into_iter());
+        assert_eq!(allowed, [resolved[2], resolved[3]]);
+        assert_eq!(refused.len(), 2);
+        assert!(refused.iter().all(|why| why.contains("plain http")), "{refused:?}");
+        let (allowed, _) = sort_addresses(true, &[&localhost], resolved[..2].iter().copied());
+        assert!(allowed.is_empty(), "nothing to send to: the request is denied");
+    }
+
+    #[test]
+    fn link_local_private_and_loopback_addresses_need_a_base_url_that_allows_them() {
+        let public = rules("https://scim.example/v2");
+        let resolved =
+            ["169.254.169.254:443", "10.0.0.1:443", "127.0.0.1:443", "198.51.100.1:443"].map(|a| a.parse().unwrap());
+        let (allowed, refused) = sort_addresses(false, &[&public], resolved.into_iter());
+        assert_eq!(allowed, [resolved[3]]);
+        assert_eq!(refused.len(), 3, "{refused:?}");
     }
 }

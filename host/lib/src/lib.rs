@@ -5,20 +5,21 @@
 //!
 //! - [`runtime`]: loading (cache, pin, import checks) and one bounded invocation;
 //! - [`services`] with [`wasi`] and [`wit`]: what the component imports;
-//! - [`egress`], [`http_client`], [`secret`]: who may be reached, how, and what never leaks;
-//! - [`config`]: the config file; [`action`]: one action from request to report;
+//! - [`http_client`]: how requests go out;
+//! - [`config`], [`egress`], [`endpoint`], [`secret`] (from `soar-host-policy`): the config file,
+//!   who may be reached and what never leaks;
+//! - [`action`]: one action from request to report;
 //! - [`audit`], [`cache`], [`group_lock`]: what the host keeps on disk.
 
 pub mod action;
 pub mod audit;
 pub mod cache;
-pub mod config;
-pub mod egress;
-pub mod endpoint;
 pub mod group_lock;
 pub mod http_client;
+pub mod rate_limit;
 pub mod runtime;
-pub mod secret;
 pub mod services;
 pub mod wasi;
 pub mod wit;
+
+pub use soar_host_policy::{config, egress, endpoint, files, secret, text};

@@ -95,6 +95,8 @@ pub struct PluginRuntime {
     pre: wit::PluginPre<StoreState>,
     sha256: String,
     ticker: Arc<AtomicBool>,
+    /// What loading found unwise (an untrusted cache folder); the caller logs them.
+    warnings: Vec<String>,
 }
 
 impl Drop for PluginRuntime {
@@ -140,8 +142,10 @@ impl PluginRuntime {
             return Err(LoadError::CoreModule);
         }
         let engine = new_engine(options.pooling).map_err(|e| wasmtime_error("cannot set up wasmtime", e))?;
-        let component = cache::load_component(&engine, bytes, &sha256, options.cache_dir)
-            .map_err(|e| LoadError::Invalid(first_line(&e.to_string())))?;
+        let warnings = std::cell::RefCell::new(Vec::new());
+        let component =
+            cache::load_component(&engine, bytes, &sha256, options.cache_dir, &|why| warnings.borrow_mut().push(why))
+                .map_err(|e| LoadError::Invalid(first_line(&e.to_string())))?;
         check_exports(&engine, &component)?;
         check_imports(&engine, &component)?;
         let mut linker: Linker<StoreState> = Linker::new(&engine);
@@ -152,7 +156,12 @@ impl PluginRuntime {
         let pre =
             wit::PluginPre::new(instance_pre).map_err(|e| wasmtime_error("does not export the expected actions", e))?;
         let ticker = start_epoch_ticker(&engine);
-        Ok(PluginRuntime { engine, pre, sha256, ticker })
+        Ok(PluginRuntime { engine, pre, sha256, ticker, warnings: warnings.into_inner() })
+    }
+
+    /// What loading found unwise, for the caller to log.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn sha256(&self) -> &str {

@@ -69,22 +69,24 @@ impl Host for HostServices {
                 return Err(HttpError::Denied(why));
             }
         };
+        let log = self.context.log.clone();
+        let warn = move |message: String| log(&LogRecord { level: LogLevel::Warn, message });
         let attempt = self.context.http.send(Outbound {
             authorized: &authorized,
             method: request.method,
             headers: &request.headers,
             body: request.body.as_deref(),
             timeout: self.remaining(),
+            warn: &warn,
         });
         if attempt.reached_network {
             self.http_requests += 1;
         }
         match attempt.outcome {
             Ok(mut response) => {
-                // A server that echoes the Authorization header must not hand the token to the plugin.
-                let token = authorized.token.expose().as_bytes();
-                if response.body.windows(token.len()).any(|window| window == token) {
-                    response.body = self.redactor().redact(&String::from_utf8_lossy(&response.body)).into_bytes();
+                // A server that echoes the token, in any form, must not hand it to the plugin.
+                if let Some(scrubbed) = self.redactor().redact_bytes(&response.body) {
+                    response.body = scrubbed;
                 }
                 for (_, value) in response.headers.iter_mut() {
                     *value = self.redactor().redact(value);

@@ -2,6 +2,7 @@
 //! its records and the plugin's plain Rust model (which the JSON output is made from).
 
 use crate::secret::Redactor;
+use crate::text::printable;
 use soar_types::host as plain;
 use soar_types::manifest as m;
 use soar_types::model;
@@ -58,10 +59,11 @@ pub fn request_to_wit(request: &model::MembershipRequest) -> t::MembershipReques
     }
 }
 
-/// The plugin's result in the plain model, with every known secret scrubbed from its text.
+/// The plugin's result in the plain model: every string scrubbed of secrets and made printable
+/// (servers supply ids, names and error texts).
 pub fn result_from_wit(result: t::ActionResult, redactor: &Redactor) -> model::ActionResult {
-    let text = |s: String| redactor.redact(&s);
-    let optional = |s: Option<String>| s.map(|s| redactor.redact(&s));
+    let text = |s: String| printable(&redactor.redact(&s)).into_owned();
+    let optional = |s: Option<String>| s.map(text);
     let error = |e: t::Error| model::ActionError {
         kind: error_kind_from_wit(e.kind),
         message: text(e.message),

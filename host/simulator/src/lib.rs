@@ -109,6 +109,11 @@ pub struct SimulatorOptions {
     pub faults: Vec<Fault>,
     /// Serve https with this certificate (the base URL then names `localhost`).
     pub tls: http::Tls,
+    /// Every answer is delayed this long: the distance to a tenant.
+    pub latency_ms: u64,
+    /// Above this many requests per second (a token bucket with a burst of as many), answer 429
+    /// with `Retry-After: 1`, as ZIA does.
+    pub rate_limit: Option<u32>,
 }
 
 impl SimulatorOptions {
@@ -120,6 +125,8 @@ impl SimulatorOptions {
             quirks: Vec::new(),
             faults: Vec::new(),
             tls: None,
+            latency_ms: 0,
+            rate_limit: None,
         }
     }
 }
@@ -150,6 +157,36 @@ pub struct Shared {
     pub(crate) directory: Mutex<Directory>,
     requests: Mutex<Vec<Recorded>>,
     attempts: Mutex<BTreeMap<String, u32>>,
+    latency: std::time::Duration,
+    bucket: Option<Mutex<Bucket>>,
+    /// 429 answers given by the rate limit.
+    throttled: std::sync::atomic::AtomicUsize,
+}
+
+/// The rate limit's token bucket: `rate` tokens a second, at most `rate` held.
+pub(crate) struct Bucket {
+    rate: f64,
+    tokens: f64,
+    updated: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        Bucket { rate: f64::from(rate), tokens: f64::from(rate), updated: std::time::Instant::now() }
+    }
+
+    /// Takes a token; false when none is left.
+    pub(crate) fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.updated).as_secs_f64() * self.rate).min(self.rate);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Shared {
@@ -219,6 +256,9 @@ impl Simulator {
             directory: Mutex::new(Directory::default()),
             requests: Mutex::new(Vec::new()),
             attempts: Mutex::new(BTreeMap::new()),
+            latency: std::time::Duration::from_millis(options.latency_ms),
+            bucket: options.rate_limit.map(|rate| Mutex::new(Bucket::new(rate.max(1)))),
+            throttled: std::sync::atomic::AtomicUsize::new(0),
         });
         let simulator_seed = options.seed;
         {
@@ -322,6 +362,11 @@ impl Simulator {
     pub fn members(&self, group_id: &str) -> Vec<String> {
         let directory = self.shared.directory.lock().expect("directory lock");
         directory.find(Kind::Group, group_id).map(Directory::member_ids).unwrap_or_default()
+    }
+
+    /// 429 answers the rate limit gave so far.
+    pub fn throttled(&self) -> usize {
+        self.shared.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

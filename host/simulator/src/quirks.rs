@@ -54,6 +54,8 @@ named! {
         NoUserGroups = "no-user-groups": "users carry no groups list",
         NoMembership = "no-membership": "no way to read membership: no groups on users, member filters refused, groups list no members",
         EchoAuthorization = "echo-authorization": "error details echo the request's Authorization header",
+        EchoTokenEncoded = "echo-token-encoded": "error answers echo the bearer token percent-encoded, in base64 and \\u-escaped in the JSON, and in an X-Echo header",
+        ListedTwice = "listed-twice": "list answers show every resource twice",
         ProjectionRejected = "projection-rejected": "answers 400 to any attributes or excludedAttributes parameter",
     }
 }

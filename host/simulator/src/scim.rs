@@ -115,16 +115,23 @@ pub fn now_rfc3339() -> String {
 
 struct Answer {
     status: u16,
-    body: Option<Value>,
+    body: Body,
     headers: Vec<(String, String)>,
 }
 
+enum Body {
+    Empty,
+    Json(Box<Value>),
+    /// JSON written out already (with escapes a serialiser would not choose).
+    Raw(Vec<u8>),
+}
+
 fn answer(status: u16, body: Value) -> Answer {
-    Answer { status, body: Some(body), headers: Vec::new() }
+    Answer { status, body: Body::Json(Box::new(body)), headers: Vec::new() }
 }
 
 fn no_content() -> Answer {
-    Answer { status: 204, body: None, headers: Vec::new() }
+    Answer { status: 204, body: Body::Empty, headers: Vec::new() }
 }
 
 impl Shared {
@@ -145,11 +152,39 @@ impl Shared {
         if let Some(scim_type) = scim_type {
             body["scimType"] = json!(scim_type);
         }
+        if self.has(Quirk::EchoTokenEncoded) {
+            return self.echo_token_encoded(request, status, body);
+        }
         answer(status, body)
+    }
+
+    /// The request's token, echoed in forms a naive redactor misses.
+    fn echo_token_encoded(&self, request: &HttpRequest, status: u16, mut body: Value) -> Answer {
+        use base64::Engine;
+        let authorization = request.header("authorization").unwrap_or_default().to_string();
+        let token = authorization.split_once(' ').map(|(_, token)| token).unwrap_or_default();
+        let percent = percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let base64 = base64::engine::general_purpose::STANDARD.encode(authorization.as_bytes());
+        body["detail"] = json!(format!(
+            "{} (percent {percent}) (base64 {base64}) (escaped ESCAPED)",
+            body["detail"].as_str().unwrap_or("")
+        ));
+        let escaped: String = token.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let text = serde_json::to_string(&body).expect("JSON serialises").replace("ESCAPED", &escaped);
+        Answer { status, body: Body::Raw(text.into_bytes()), headers: vec![("X-Echo".into(), percent)] }
     }
 
     pub fn handle(&self, request: HttpRequest) -> Reply {
         self.record(&request);
+        std::thread::sleep(self.latency);
+        if let Some(bucket) = &self.bucket {
+            if !bucket.lock().expect("bucket lock").take() {
+                self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut answer = self.error(&request, 429, None, "rate limit exceeded");
+                answer.headers.push(("Retry-After".into(), "1".into()));
+                return self.render(answer);
+            }
+        }
         if let Some(reply) = self.fault_before(&request) {
             return reply;
         }
@@ -162,18 +197,22 @@ impl Shared {
 
     fn render(&self, answer: Answer) -> Reply {
         let mut headers = answer.headers;
-        let body = match &answer.body {
-            Some(value) => {
+        let body = match answer.body {
+            Body::Raw(raw) => {
+                headers.push(("Content-Type".into(), SCIM_JSON.into()));
+                raw
+            }
+            Body::Json(value) => {
                 let content_type = if self.has_fault(Fault::WrongContentType) { "text/html" } else { SCIM_JSON };
                 headers.push(("Content-Type".into(), content_type.into()));
-                let mut bytes = serde_json::to_vec_pretty(value).expect("JSON serialises");
+                let mut bytes = serde_json::to_vec_pretty(&value).expect("JSON serialises");
                 if self.has_fault(Fault::MalformedJson) {
                     bytes.truncate(bytes.len() / 2);
                     bytes.extend_from_slice(b"<oops");
                 }
                 bytes
             }
-            None => Vec::new(),
+            Body::Empty => Vec::new(),
         };
         let response = HttpResponse { status: answer.status, headers, body };
         if self.has_fault(Fault::TruncatedBody) && !response.body.is_empty() {
@@ -390,6 +429,7 @@ impl Shared {
             .flat_map(|&kind| directory.list(kind).iter().map(move |r| (kind, r)))
             .map(|(kind, r)| self.present(&directory, kind, r))
             .filter(|r| filter.as_ref().is_none_or(|f| filter::matches(f, r)))
+            .flat_map(|r| if self.has(Quirk::ListedTwice) { vec![r.clone(), r] } else { vec![r] })
             .collect();
         let total = shown.len();
         let page: Vec<Value> = shown

@@ -2,11 +2,11 @@
 //! (it would lose concurrent changes) and never a `remove` of `members` without a filter or a
 //! value (it empties the group).
 
-use crate::encode::{filter_string, path_segment};
 use crate::scim::client::{is_fatal, ScimClient, Sent};
 use crate::scim::lookup::Membership;
 use crate::scim::response::{Group, User};
 use serde_json::{json, Value};
+use soar_types::encode::{filter_string, path_segment};
 use soar_types::host::{Host, LogLevel, Method};
 use soar_types::model::{ActionError, ErrorKind, UserOutcome};
 

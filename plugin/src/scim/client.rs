@@ -217,7 +217,9 @@ impl<'a, H: Host> ScimClient<'a, H> {
                 let mut error = self.status_error(&response, doing);
                 error.message = format!("{} ({why})", error.message);
                 if response.status == 429 {
-                    error.retry_after_ms = retry_after_ms(&response).or(wait_ms);
+                    // What the server asked for, within the cap the host honours.
+                    error.retry_after_ms =
+                        retry_after_ms(&response).map(|asked| asked.min(self.retry_after_cap_ms)).or(wait_ms);
                 }
                 error
             }

@@ -2,12 +2,12 @@
 //! the server allows; every answer is checked so that a server that ignores filters never
 //! makes us act on the wrong object.
 
-use crate::encode::{eq_filter, filter_string, path_segment, query};
 use crate::scim::client::{Doing, ScimClient};
 use crate::scim::response::{
     multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User,
 };
 use serde_json::Value;
+use soar_types::encode::{eq_filter, filter_string, path_segment, query};
 use soar_types::host::{Host, LogLevel};
 use soar_types::model::{names_match, ActionError, ErrorKind, Profile, UserRef};
 
@@ -229,6 +229,7 @@ impl<H: Host> ScimClient<'_, H> {
                 false
             })?;
         }
+        dedup_by_id(&mut matches, |group| &group.id);
         match matches.len() {
             0 => Err(ActionError::new(
                 ErrorKind::GroupNotFound,
@@ -427,7 +428,8 @@ impl<H: Host> ScimClient<'_, H> {
     }
 
     /// The one user a value names; two is an error the caller must resolve with `id:`.
-    fn pick(&self, attribute: Attribute, value: &str, candidates: Vec<&User>) -> Found {
+    fn pick(&self, attribute: Attribute, value: &str, mut candidates: Vec<&User>) -> Found {
+        dedup_by_id(&mut candidates, |user| &user.id);
         let exact: Vec<&&User> = candidates.iter().filter(|user| attribute.matches_exactly(user, value)).collect();
         match (candidates.len(), exact.len()) {
             (1, _) => Ok(Some(candidates[0].clone())),
@@ -554,6 +556,18 @@ fn membership_filter(profile: Profile, group: &Group, member_id: &str) -> String
         }
         _ => format!("id eq {} and members[value eq {}]", filter_string(&group.id), filter_string(member_id)),
     }
+}
+
+/// Keeps the first of each id: a server that lists a resource twice still names one resource.
+fn dedup_by_id<T>(items: &mut Vec<T>, id: impl Fn(&T) -> &String) {
+    let mut seen: Vec<String> = Vec::new();
+    items.retain(|item| {
+        let fresh = !seen.contains(id(item));
+        if fresh {
+            seen.push(id(item).clone());
+        }
+        fresh
+    });
 }
 
 fn membership_of(is_member: bool) -> Membership {

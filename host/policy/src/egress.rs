@@ -7,9 +7,24 @@ use crate::endpoint::{self, UrlError};
 use crate::secret::{Redactor, Secret};
 use url::Url;
 
-/// Headers the plugin may not set: the host owns authentication, framing and the connection.
-pub const FORBIDDEN_HEADERS: &[&str] =
-    &["authorization", "host", "content-length", "transfer-encoding", "cookie", "proxy-authorization", "connection"];
+/// Headers the plugin may not set: the host owns authentication, framing, the connection and
+/// its upgrades (hop-by-hop headers included).
+pub const FORBIDDEN_HEADERS: &[&str] = &[
+    "authorization",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "cookie",
+    "proxy-authorization",
+    "connection",
+    "upgrade",
+    "expect",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "http2-settings",
+];
 
 /// Why a request was refused before anything was sent (never with a secret in it).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -158,6 +173,13 @@ mod tests {
             "Cookie",
             "Proxy-Authorization",
             "Connection",
+            "Upgrade",
+            "EXPECT",
+            "TE",
+            "Trailer",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "HTTP2-Settings",
         ] {
             let headers = vec![(name.to_string(), "x".to_string())];
             let err = policy().authorize("b", "https://scim.b.example/v2/Users", &headers).unwrap_err();

@@ -3,7 +3,8 @@
 //! nothing is sent until the whole file is valid.
 
 use crate::endpoint;
-use crate::secret::Secret;
+use crate::files::{self, FileError};
+use crate::secret::{self, Secret, MAX_TOKEN_BYTES};
 use serde::Deserialize;
 use serde_json::Value;
 use soar_types::model::{Profile, UserRef};
@@ -20,6 +21,43 @@ pub const DEFAULT_RETRY_AFTER_CAP_MS: u64 = 60_000;
 pub const DEFAULT_MAX_USERS_PER_ACTION: u64 = 100;
 /// ZIA documents a limit of 5 requests per second.
 pub const ZIA_REQUESTS_PER_SECOND: f64 = 5.0;
+/// The most requests per second a provider may be given.
+pub const MAX_REQUESTS_PER_SECOND: f64 = 10_000.0;
+/// The largest config, CA or users file read.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The range a number setting (config key or command-line flag) must lie in: nothing beyond it
+/// is accepted, so no arithmetic on it can wrap.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    pub key: &'static str,
+    pub min: u64,
+    pub max: u64,
+}
+
+pub const DEADLINE_MS: Bound = Bound { key: "deadline_ms", min: 1, max: 3_600_000 };
+pub const RETRY_AFTER_CAP_MS: Bound = Bound { key: "retry_after_cap_ms", min: 0, max: 3_600_000 };
+pub const CONNECT_TIMEOUT_MS: Bound = Bound { key: "connect_timeout_ms", min: 1, max: 600_000 };
+pub const MAX_RETRIES: Bound = Bound { key: "max_retries", min: 0, max: 100 };
+pub const MAX_USERS_PER_ACTION: Bound = Bound { key: "max_users_per_action", min: 1, max: 100_000 };
+pub const MEMORY_LIMIT_MIB: Bound = Bound { key: "memory_limit_mib", min: 1, max: 4_096 };
+pub const MAX_RESPONSE_BYTES: Bound = Bound { key: "max_response_bytes", min: 1, max: 1 << 30 };
+
+impl Bound {
+    /// The value when it lies in the range; else one line that names `name` (the key, or the
+    /// flag that set it) and the range.
+    pub fn check(&self, name: &str, value: u64) -> Result<u64, String> {
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!("{name} is {value}; give a whole number from {} to {}", self.min, self.max))
+        }
+    }
+
+    fn optional(&self, value: Option<u64>) -> Result<Option<u64>, ConfigError> {
+        value.map(|value| self.check(self.key, value).map_err(invalid)).transpose()
+    }
+}
 
 /// Why a config cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +66,7 @@ pub enum ConfigError {
     Unreadable {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
     #[error("config file {} is not valid JSON: {source}", path.display())]
     Syntax {
@@ -107,8 +145,12 @@ pub struct Config {
     pub protected_users: Vec<UserRef>,
     pub audit_log: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
+    /// The certificates of `ca_file` (DER), read and parsed when the config is loaded.
+    pub ca_certificates: Vec<Vec<u8>>,
     /// From `proxy`; else the host falls back to `HTTPS_PROXY` / `NO_PROXY`.
     pub proxy: Option<ProxyConfig>,
+    /// What is allowed but unwise (a token file others can read); the host logs them.
+    pub warnings: Vec<String>,
 }
 
 /// The file as written: every key typed, nothing else allowed.
@@ -196,8 +238,9 @@ fn describe(error: serde_path_to_error::Error<serde_json::Error>) -> ConfigError
 impl Config {
     /// Reads and checks a config file; relative paths in it resolve against its folder.
     pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
+        let (bytes, _) = files::read_regular(path, MAX_CONFIG_BYTES)
             .map_err(|source| ConfigError::Unreadable { path: path.to_path_buf(), source })?;
+        let text = String::from_utf8_lossy(&bytes);
         let folder = path.parent().unwrap_or(Path::new("."));
         let value: Value =
             serde_json::from_str(&text).map_err(|source| ConfigError::Syntax { path: path.to_path_buf(), source })?;
@@ -221,10 +264,12 @@ impl Config {
         if file.identity_providers.is_empty() {
             return Err(invalid("identity_providers is empty; list at least one provider"));
         }
-        let max_retries = file.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
+        let max_retries = MAX_RETRIES.optional(file.max_retries.map(u64::from))?.unwrap_or(DEFAULT_MAX_RETRIES.into());
+        let mut warnings = Vec::new();
         let mut providers: Vec<ProviderConfig> = Vec::new();
         for (index, entry) in file.identity_providers.into_iter().enumerate() {
-            let provider = check_provider(entry, index, file.allow_http, max_retries, folder, env)?;
+            let defaults = ProviderDefaults { allow_http: file.allow_http, max_retries: max_retries as u32 };
+            let provider = check_provider(entry, index, defaults, folder, env, &mut warnings)?;
             if providers.iter().any(|p| p.name == provider.name) {
                 return Err(invalid(format!(
                     "identity_providers[{index}].name \"{}\" is used twice; names must be unique",
@@ -234,11 +279,13 @@ impl Config {
             providers.push(provider);
         }
         let limits = Limits {
-            deadline_ms: positive("deadline_ms", file.deadline_ms)?.unwrap_or(DEFAULT_DEADLINE_MS),
-            memory_limit_mib: positive("memory_limit_mib", file.memory_limit_mib)?.unwrap_or(DEFAULT_MEMORY_LIMIT_MIB),
-            max_response_bytes: positive("max_response_bytes", file.max_response_bytes)?
+            deadline_ms: DEADLINE_MS.optional(file.deadline_ms)?.unwrap_or(DEFAULT_DEADLINE_MS),
+            memory_limit_mib: MEMORY_LIMIT_MIB.optional(file.memory_limit_mib)?.unwrap_or(DEFAULT_MEMORY_LIMIT_MIB),
+            max_response_bytes: MAX_RESPONSE_BYTES
+                .optional(file.max_response_bytes)?
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-            connect_timeout_ms: positive("connect_timeout_ms", file.connect_timeout_ms)?
+            connect_timeout_ms: CONNECT_TIMEOUT_MS
+                .optional(file.connect_timeout_ms)?
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
         };
         let plugin_sha256 = file
@@ -261,28 +308,26 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
         let ca_file = non_empty("ca_file", file.ca_file)?.map(|file| folder.join(file));
-        if let Some(path) = &ca_file {
-            if !path.is_file() {
-                return Err(invalid(format!(
-                    "ca_file {} does not exist; give a PEM file of CA certificates",
-                    path.display()
-                )));
-            }
-        }
+        let ca_certificates = ca_file.as_deref().map(read_certificates).transpose()?.unwrap_or_default();
         let proxy = non_empty("proxy", file.proxy)?.map(|text| parse_proxy(&text)).transpose()?;
         Ok(Config {
             providers,
             allow_http: file.allow_http,
             limits,
-            retry_after_cap_ms: file.retry_after_cap_ms.unwrap_or(DEFAULT_RETRY_AFTER_CAP_MS),
-            max_users_per_action: positive("max_users_per_action", file.max_users_per_action)?
+            retry_after_cap_ms: RETRY_AFTER_CAP_MS
+                .optional(file.retry_after_cap_ms)?
+                .unwrap_or(DEFAULT_RETRY_AFTER_CAP_MS),
+            max_users_per_action: MAX_USERS_PER_ACTION
+                .optional(file.max_users_per_action)?
                 .unwrap_or(DEFAULT_MAX_USERS_PER_ACTION),
             cache_dir: non_empty("cache_dir", file.cache_dir)?.map(|dir| folder.join(dir)),
             plugin_sha256,
             protected_users,
             audit_log: non_empty("audit_log", file.audit_log)?.map(|path| folder.join(path)),
             ca_file,
+            ca_certificates,
             proxy,
+            warnings,
         })
     }
 
@@ -314,11 +359,23 @@ fn check_shape(value: &Value) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn positive(key: &str, value: Option<u64>) -> Result<Option<u64>, ConfigError> {
-    match value {
-        Some(0) => Err(invalid(format!("{key} must be greater than 0"))),
-        other => Ok(other),
+/// The certificates of a PEM file; a file with none is refused now, not at the first request.
+fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let shown = path.display();
+    let (pem, _) = files::read_regular(path, MAX_CONFIG_BYTES)
+        .map_err(|e| invalid(format!("ca_file {shown}: {e}; give a PEM file of CA certificates")))?;
+    let certificates: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("ca_file {shown} is not valid PEM: {e}")))?
+        .into_iter()
+        .map(|der| der.to_vec())
+        .collect();
+    if certificates.is_empty() {
+        return Err(invalid(format!("ca_file {shown} holds no PEM certificate; give the CA's certificate in PEM")));
     }
+    Ok(certificates)
 }
 
 /// A string setting that, when given, must hold something.
@@ -329,13 +386,20 @@ fn non_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigE
     }
 }
 
+/// What providers inherit from the top of the config.
+#[derive(Clone, Copy)]
+struct ProviderDefaults {
+    allow_http: bool,
+    max_retries: u32,
+}
+
 fn check_provider(
     entry: ProviderEntry,
     index: usize,
-    allow_http: bool,
-    default_retries: u32,
+    defaults: ProviderDefaults,
     folder: &Path,
     env: &dyn Environment,
+    warnings: &mut Vec<String>,
 ) -> Result<ProviderConfig, ConfigError> {
     let name = entry.name;
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
@@ -346,9 +410,13 @@ fn check_provider(
     }
     let at = format!("identity_providers[{index}] ({name}): ");
     let in_provider = |key: &str, value: Option<String>| non_empty(key, value).map_err(|e| invalid(format!("{at}{e}")));
-    let base_url = check_base_url(&entry.base_url, allow_http).map_err(|why| invalid(format!("{at}base_url {why}")))?;
+    let base_url =
+        check_base_url(&entry.base_url, defaults.allow_http).map_err(|why| invalid(format!("{at}base_url {why}")))?;
     let restricted_group = in_provider("restricted_group", entry.restricted_group)?;
     let restricted_group_id = in_provider("restricted_group_id", entry.restricted_group_id)?;
+    if let Some(problem) = restricted_group_id.as_deref().and_then(soar_types::user_ref::id_problem) {
+        return Err(invalid(format!("{at}restricted_group_id {problem}; SCIM ids never do: check the id")));
+    }
     if restricted_group.is_none() && restricted_group_id.is_none() {
         return Err(invalid(format!(
             "{at}give restricted_group (the group's displayName) or restricted_group_id (its SCIM id)"
@@ -365,12 +433,22 @@ fn check_provider(
         (Some(name), None) => TokenSource::Env(name),
         (None, Some(file)) => TokenSource::File(folder.join(file)),
     };
-    let token = load_token(&token_source, env).map_err(|why| invalid(format!("{at}{why}")))?;
+    let token = load_token(&token_source, env, warnings).map_err(|why| invalid(format!("{at}{why}")))?;
     let profile = entry.profile.unwrap_or_else(|| detect_profile(&base_url));
     let requests_per_second = match entry.requests_per_second {
         None => (profile == Profile::Zia).then_some(ZIA_REQUESTS_PER_SECOND),
-        Some(rate) if rate > 0.0 && rate.is_finite() => Some(rate),
-        Some(_) => return Err(invalid(format!("{at}requests_per_second must be a number greater than 0"))),
+        Some(rate) if rate > 0.0 && rate <= MAX_REQUESTS_PER_SECOND => Some(rate),
+        Some(rate) => {
+            return Err(invalid(format!(
+                "{at}requests_per_second is {rate}; give a number above 0 and at most {MAX_REQUESTS_PER_SECOND}"
+            )))
+        }
+    };
+    let max_retries = match entry.max_retries {
+        Some(retries) => {
+            MAX_RETRIES.check("max_retries", retries.into()).map_err(|why| invalid(format!("{at}{why}")))? as u32
+        }
+        None => defaults.max_retries,
     };
     Ok(ProviderConfig {
         name,
@@ -379,7 +457,7 @@ fn check_provider(
         restricted_group_id,
         token,
         profile,
-        max_retries: entry.max_retries.unwrap_or(default_retries),
+        max_retries,
         requests_per_second,
         allow_private_network: entry.allow_private_network,
     })
@@ -438,23 +516,28 @@ enum TokenSource {
     File(PathBuf),
 }
 
-fn load_token(source: &TokenSource, env: &dyn Environment) -> Result<Secret, String> {
+/// The token, checked as RFC 6750 allows it. A token file must be a regular file (a link to
+/// one is fine: secrets are mounted that way); its trailing line break is trimmed.
+fn load_token(source: &TokenSource, env: &dyn Environment, warnings: &mut Vec<String>) -> Result<Secret, String> {
     let token = match source {
         TokenSource::Env(name) => env.var(name).ok_or_else(|| {
             format!("token_env names {name}, which is not set; export the SCIM bearer token in {name}")
         })?,
         TokenSource::File(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("cannot read token_file {}: {e}", path.display()))?;
+            let shown = path.display();
+            // Room for the line break a text editor adds.
+            let (bytes, metadata) = files::read_regular(path, MAX_TOKEN_BYTES as u64 + 2)
+                .map_err(|e| format!("cannot read token_file {shown}: {e}"))?;
+            if files::shared_with_others(&metadata) {
+                warnings.push(format!("token_file {shown} can be read by other users than its owner: chmod 600 it"));
+            }
+            let text = String::from_utf8(bytes).map_err(|_| format!("token_file {shown} is not text"))?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             text.strip_suffix('\r').unwrap_or(text).to_string()
         }
     };
-    if token.is_empty() {
-        return Err("the token is empty; put the SCIM bearer token there".into());
-    }
-    if token.chars().any(|c| c.is_control()) {
-        return Err("the token contains a control character (a stray newline?); remove it".into());
+    if let Some(problem) = secret::token_problem(&token) {
+        return Err(problem);
     }
     Ok(Secret::new(token))
 }
@@ -536,7 +619,43 @@ mod tests {
             (json!({"identity_providers": [provider(json!({"token_file": "t"}))]}), "not both"),
             (json!({"identity_providers": [provider(json!({"restricted_group": null}))]}), "restricted_group_id"),
             (json!({"identity_providers": [provider(json!({"profile": "okta"}))]}), "not one of"),
-            (json!({"identity_providers": [provider(json!({}))], "deadline_ms": 0}), "greater than 0"),
+            (
+                json!({"identity_providers": [provider(json!({}))], "deadline_ms": 0}),
+                "deadline_ms is 0; give a whole number from 1 to 3600000",
+            ),
+            (json!({"identity_providers": [provider(json!({}))], "deadline_ms": 3_600_001}), "deadline_ms is 3600001"),
+            (json!({"identity_providers": [provider(json!({}))], "deadline_ms": u64::MAX}), "from 1 to 3600000"),
+            (
+                json!({"identity_providers": [provider(json!({}))], "retry_after_cap_ms": 3_600_001}),
+                "retry_after_cap_ms is 3600001",
+            ),
+            (
+                json!({"identity_providers": [provider(json!({}))], "connect_timeout_ms": 600_001}),
+                "connect_timeout_ms is 600001",
+            ),
+            (json!({"identity_providers": [provider(json!({}))], "max_retries": 101}), "max_retries is 101"),
+            (json!({"identity_providers": [provider(json!({"max_retries": 101}))]}), "max_retries is 101"),
+            (
+                json!({"identity_providers": [provider(json!({}))], "max_users_per_action": 100_001}),
+                "max_users_per_action is 100001",
+            ),
+            (
+                json!({"identity_providers": [provider(json!({}))], "memory_limit_mib": 4097}),
+                "memory_limit_mib is 4097",
+            ),
+            (
+                json!({"identity_providers": [provider(json!({}))], "max_response_bytes": 1_073_741_825u64}),
+                "max_response_bytes is 1073741825",
+            ),
+            (
+                json!({"identity_providers": [provider(json!({"requests_per_second": 10_001}))]}),
+                "requests_per_second is 10001",
+            ),
+            (json!({"identity_providers": [provider(json!({"requests_per_second": 0}))]}), "requests_per_second is 0"),
+            (
+                json!({"identity_providers": [provider(json!({"restricted_group_id": "../x"}))]}),
+                "restricted_group_id contains a slash",
+            ),
             (json!({"identity_providers": [provider(json!({}))], "deadline_ms": "soon"}), "deadline_ms: invalid type"),
             (
                 json!({"identity_providers": [provider(json!({"max_retries": -1}))]}),

@@ -1,0 +1,163 @@
+//! One rate limit per origin for every host process on a machine: requests to an origin are
+//! spaced evenly, `1 / requests_per_second` apart (no burst), whichever process sends them.
+//!
+//! The shared state is one small file per origin, so that any host (Rust, Python, a platform's
+//! own) can take part:
+//!
+//! - path: `<cache_dir>/rate/<first 32 hex digits of SHA-256(origin)>`, where `origin` is
+//!   `scheme://host:port` with the port always written (`https://scim.zscaler.net:443`);
+//! - contents: the earliest time the next request may be sent, as ASCII decimal nanoseconds since
+//!   the Unix epoch (an empty or unreadable file means "now");
+//! - protocol: open (create owner-only), take an exclusive advisory lock (`flock`), read the
+//!   time; the request's slot is the later of that time and now; if waiting for the slot would
+//!   pass the caller's deadline, unlock and give up without writing; else write slot + interval,
+//!   unlock, and send at the slot.
+//!
+//! Without a usable folder the same spacing is kept inside this process only.
+
+use crate::cache::{create_private_dir, sha256_hex};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where requests to an origin may next be sent.
+pub struct RateLimiter {
+    dir: Option<PathBuf>,
+    /// Whether the unusable folder was reported already.
+    warned: AtomicBool,
+    /// The next free slot per origin when the folder cannot be used, in nanoseconds since the epoch.
+    in_process: Mutex<HashMap<String, u128>>,
+}
+
+/// The wait a request needs, when it would pass the deadline: nothing was reserved.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooLate {
+    pub wait: Duration,
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|since| since.as_nanos()).unwrap_or(0)
+}
+
+/// The file that holds an origin's next free slot.
+pub fn slot_file(dir: &Path, origin: &str) -> PathBuf {
+    dir.join(&sha256_hex(origin.as_bytes())[..32])
+}
+
+impl RateLimiter {
+    /// Shares the spacing through files under `dir` (see the module's text).
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        RateLimiter { dir, warned: AtomicBool::new(false), in_process: Mutex::new(HashMap::new()) }
+    }
+
+    /// Reserves the next slot for `origin` at `rate` requests per second and waits for it;
+    /// fails at once, reserving nothing, when the wait would exceed `budget`. `warn` hears once
+    /// why the folder cannot be used.
+    pub fn acquire(&self, origin: &str, rate: f64, budget: Duration, warn: &dyn Fn(String)) -> Result<(), TooLate> {
+        let interval = (1e9 / rate) as u128;
+        let reserved = match &self.dir {
+            Some(dir) => match reserve_in_file(dir, origin, interval, budget) {
+                Ok(reserved) => reserved,
+                Err(error) => {
+                    if !self.warned.swap(true, Ordering::Relaxed) {
+                        warn(format!(
+                        "the rate-limit folder {} cannot be used ({error}); requests to {origin} are spaced within \
+                         this process only: set cache_dir to a writable folder",
+                            dir.display()
+                        ));
+                    }
+                    self.reserve_in_process(origin, interval, budget)
+                }
+            },
+            None => self.reserve_in_process(origin, interval, budget),
+        }?;
+        std::thread::sleep(reserved);
+        Ok(())
+    }
+
+    fn reserve_in_process(&self, origin: &str, interval: u128, budget: Duration) -> Result<Duration, TooLate> {
+        let mut slots = self.in_process.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let next = slots.entry(origin.to_string()).or_insert(0);
+        let (wait, following) = reserve(*next, now_nanos(), interval, budget)?;
+        *next = following;
+        Ok(wait)
+    }
+}
+
+/// The wait until the slot after `next`, and the slot after that; `TooLate` past `budget`.
+fn reserve(next: u128, now: u128, interval: u128, budget: Duration) -> Result<(Duration, u128), TooLate> {
+    let slot = next.max(now);
+    let wait = Duration::from_nanos((slot - now).min(u64::MAX as u128) as u64);
+    if wait > budget {
+        return Err(TooLate { wait });
+    }
+    Ok((wait, slot + interval))
+}
+
+fn reserve_in_file(
+    dir: &Path,
+    origin: &str,
+    interval: u128,
+    budget: Duration,
+) -> std::io::Result<Result<Duration, TooLate>> {
+    create_private_dir(dir)?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let mut file: File = options.open(slot_file(dir, origin))?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("the slot file is not a regular file"));
+    }
+    file.lock()?;
+    let mut text = String::new();
+    let next = match file.read_to_string(&mut text) {
+        Ok(_) => text.trim().parse::<u128>().unwrap_or(0),
+        Err(_) => 0,
+    };
+    let reserved = reserve(next, now_nanos(), interval, budget);
+    if let Ok((_, following)) = &reserved {
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(following.to_string().as_bytes())?;
+    }
+    file.unlock()?;
+    Ok(reserved.map(|(wait, _)| wait))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn slots_are_evenly_spaced_and_a_wait_past_the_budget_reserves_nothing() {
+        assert_eq!(reserve(0, 1_000, 200, Duration::from_secs(1)), Ok((Duration::ZERO, 1_200)));
+        assert_eq!(reserve(1_200, 1_000, 200, Duration::from_secs(1)), Ok((Duration::from_nanos(200), 1_400)));
+        assert!(reserve(5_000_000_000, 0, 200, Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn two_limiters_on_one_folder_share_the_spacing() {
+        let dir = std::env::temp_dir().join(format!("soar-rate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (a, b) = (RateLimiter::new(Some(dir.clone())), RateLimiter::new(Some(dir.clone())));
+        let started = Instant::now();
+        for _ in 0..3 {
+            a.acquire("https://zia.example:443", 20.0, Duration::from_secs(5), &|why| panic!("{why}")).unwrap();
+            b.acquire("https://zia.example:443", 20.0, Duration::from_secs(5), &|why| panic!("{why}")).unwrap();
+        }
+        // Six requests at 20 per second: the last one no earlier than 250 ms after the first.
+        assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+        let slot: u128 = std::fs::read_to_string(slot_file(&dir, "https://zia.example:443")).unwrap().parse().unwrap();
+        assert!(slot > now_nanos(), "the next slot is in the future");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
