@@ -156,7 +156,7 @@ pub struct SimulatorArgs {
 
 fn simulator_help() -> String {
     let mut text = String::from(
-        "example:\n  SIM_TOKEN=s3cret soar-host simulator --listen 127.0.0.1:8642 --token-env SIM_TOKEN --quirk filter-ignored\n",
+        "example:\n  SIM_TOKEN=sim-token-0123456789 soar-host simulator --listen 127.0.0.1:8642 --token-env SIM_TOKEN --quirk filter-ignored\n",
     );
     text.push_str("\nquirks:\n");
     for quirk in Quirk::ALL {

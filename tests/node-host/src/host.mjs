@@ -5,7 +5,7 @@
 // WASI with nothing behind it.
 import { transpileBytes } from '@bytecodealliance/jco-transpile';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,12 +27,19 @@ export async function loadPlugin(wasmPath) {
   if (!exports.some(([name]) => name.startsWith(`${WIT_PREFIX}actions@1.`))) {
     throw new Error(`plugin ${wasmPath}: does not export ${WIT_PREFIX}actions@1.x`);
   }
-  const dir = join(tmpdir(), `soar-node-host-${hash.slice(0, 16)}`);
+  const dir = transpileFolder(hash);
   for (const [name, content] of Object.entries(files)) {
     const path = join(dir, name);
-    if (!existsSync(path)) {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, content);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // What is there is used only when it is exactly what was just transpiled, in a trusted folder.
+    let current = null;
+    try {
+      current = trusted(lstatSync(path), 'file') ? readFileSync(path) : null;
+    } catch {
+      current = null;
+    }
+    if (current === null || !Buffer.from(content).equals(current)) {
+      writeFileSync(path, content, { mode: 0o600 });
     }
   }
   const generated = await import(pathToFileURL(join(dir, 'plugin.js')).href);
@@ -42,6 +49,29 @@ export async function loadPlugin(wasmPath) {
     return modules.get(name);
   };
   return { instantiate: (imports) => generated.instantiate(getCoreModule, imports) };
+}
+
+/** Owned by this user and not writable by group or others (its parents are not checked). */
+function trusted(stats, kind) {
+  const right = kind === 'dir' ? stats.isDirectory() : stats.isFile();
+  return right && stats.uid === process.getuid() && (stats.mode & 0o022) === 0;
+}
+
+/**
+ * The folder transpiled code is loaded from: the shared one for this component when this user
+ * owns it and no one else can write it (created owner-only), else a fresh private folder, as the
+ * Rust host treats its compile cache.
+ */
+function transpileFolder(hash) {
+  const shared = join(tmpdir(), `soar-node-host-${hash.slice(0, 16)}`);
+  try {
+    mkdirSync(shared, { recursive: true, mode: 0o700 });
+    if (trusted(lstatSync(shared), 'dir')) return shared;
+  } catch {
+    // Fall through to a private folder.
+  }
+  console.warn(`soar-node-host: ${shared} is not owner-only; transpiling into a private folder`);
+  return mkdtempSync(join(tmpdir(), 'soar-node-host-private-'));
 }
 
 /** Synchronous HTTP for the plugin: a worker does the request while this thread waits. */

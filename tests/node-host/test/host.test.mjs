@@ -4,7 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -152,4 +153,24 @@ test('a panic costs one call and carries its message', async () => {
   const again = hostFor(plugin, simulator.baseUrl);
   assert.equal(again.testConnection().status, 'success');
   await again.close();
+});
+
+test('transpiled code is never loaded from a folder others can write', async () => {
+  const hash = createHash('sha256').update(readFileSync(need('SOAR_PLUGIN'))).digest('hex');
+  const shared = join(tmpdir(), `soar-node-host-${hash.slice(0, 16)}`);
+  rmSync(shared, { recursive: true, force: true });
+  mkdirSync(shared, { recursive: true });
+  writeFileSync(join(shared, 'plugin.js'), "throw new Error('planted code ran');");
+  chmodSync(shared, 0o777);
+  try {
+    const loaded = await loadPlugin(need('SOAR_PLUGIN'));
+    const host = hostFor(loaded, simulator.baseUrl);
+    try {
+      assert.equal(host.testConnection().providers[0].outcome, 'connected');
+    } finally {
+      await host.close();
+    }
+  } finally {
+    rmSync(shared, { recursive: true, force: true });
+  }
 });
