@@ -9,10 +9,11 @@ cargo build --quiet -p restricted-group-plugin --target wasm32-wasip2 --profile 
 wasm=target/wasm32-wasip2/component/restricted_group_plugin.wasm
 echo "plugin: $wasm ($(wc -c <"$wasm") bytes)" >&2
 if [ "${1:-}" = "--fixtures" ]; then
-  # Hostile components for the sandbox tests: one plain, one per forbidden WASI import.
+  # Hostile components for the sandbox tests: one plain, one per forbidden WASI import, and one
+  # built against the frozen WIT 1.0.0.
   out=target/fixtures
   mkdir -p "$out"
-  for feature in plain clock filesystem sockets; do
+  for feature in plain clock filesystem sockets wit-1-0; do
     flags=()
     [ "$feature" = plain ] || flags=(--features "$feature")
     cargo build --quiet -p hostile-plugin --target wasm32-wasip2 --release "${flags[@]}"

@@ -26,7 +26,8 @@ export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
 # The benchmarks run once each as tests so that they keep working (timings come from `cargo bench`).
 packages=(-p soar-types -p restricted-group-plugin -p soar-host-policy -p soar-host -p scim-simulator -p soar-host-cli -p soar-e2e)
 cargo clippy --quiet --workspace --all-targets -- -D warnings
-cargo clippy --quiet --target wasm32-wasip2 -p soar-types -p restricted-group-plugin -p hostile-plugin --all-features -- -D warnings
+cargo clippy --quiet --target wasm32-wasip2 -p soar-types -p restricted-group-plugin -p hostile-plugin -- -D warnings
+cargo clippy --quiet --target wasm32-wasip2 -p hostile-plugin --all-features -- -D warnings
 cargo build --quiet "${packages[@]}" --all-targets
 cargo test "${packages[@]}" --all-targets "$@"
 

@@ -13,7 +13,7 @@ const TOKEN: &str = "tok-Fuzz/9+x=";
 fuzz_target!(|input: (String, Vec<u8>)| {
     let (url, echo) = input;
     let base = endpoint::parse("https://scim.example/scim/1/7/v2").unwrap();
-    let policy = EgressPolicy::new(vec![Endpoint { name: "p".into(), base: base.clone(), token: Secret::new(TOKEN) }]);
+    let policy = EgressPolicy::new(vec![Endpoint { name: "p".into(), base: base.clone(), token: Secret::new(TOKEN), max_concurrent_requests: 4 }]);
     if let Ok(authorized) = policy.authorize("p", &url, &[]) {
         assert_eq!(authorized.url.as_str(), url);
         assert!(endpoint::is_under(&base, &authorized.url));

@@ -98,16 +98,6 @@ fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipReques
         ));
         return result;
     }
-    let group = match scim.find_group() {
-        Ok(group) => group,
-        Err(error) => {
-            result.error = Some(error);
-            result.users = results;
-            return result;
-        }
-    };
-    result.group = Some(group_ref(&group));
-
     // Users the plugin may not act on are refused here too, whatever the host checked; users
     // protected as written are not even looked up.
     let mut valid: Vec<usize> = Vec::new();
@@ -120,6 +110,17 @@ fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipReques
         }
     }
     let valid_refs: Vec<UserRef> = valid.iter().map(|&index| users[index].clone()).collect();
+    // The group and the users are looked up at the same time.
+    scim.prefetch_lookups(&valid_refs);
+    let group = match scim.find_group() {
+        Ok(group) => group,
+        Err(error) => {
+            result.error = Some(error);
+            result.users = results;
+            return result;
+        }
+    };
+    result.group = Some(group_ref(&group));
     let found = scim.find_users(&valid_refs);
 
     // Each distinct SCIM user is decided once, however many ways the caller named it.
@@ -144,8 +145,10 @@ fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipReques
     }
 
     let mut to_change: Vec<(&User, &[usize])> = Vec::new();
-    for (user, indices) in &targets {
-        let membership = match scim.membership(&group, user) {
+    let target_users: Vec<&User> = targets.iter().map(|(user, _)| user).collect();
+    let memberships = scim.memberships(&group, &target_users);
+    for ((user, indices), membership) in targets.iter().zip(memberships) {
+        let membership = match membership {
             Ok(membership) => membership,
             Err(error) => {
                 for &index in indices {

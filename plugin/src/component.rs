@@ -21,33 +21,43 @@ export!(Plugin);
 /// The host, reached through the WIT imports.
 struct Imports;
 
+fn to_wit_request(request: host::Request) -> http::Request {
+    http::Request {
+        idp: request.idp,
+        method: match request.method {
+            host::Method::Get => http::Method::Get,
+            host::Method::Post => http::Method::Post,
+            host::Method::Put => http::Method::Put,
+            host::Method::Patch => http::Method::Patch,
+            host::Method::Delete => http::Method::Delete,
+        },
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+    }
+}
+
+fn from_wit_answer(answer: Result<http::Response, http::HttpError>) -> Result<host::Response, host::HttpError> {
+    match answer {
+        Ok(response) => Ok(host::Response { status: response.status, headers: response.headers, body: response.body }),
+        Err(error) => Err(match error {
+            http::HttpError::Denied(why) => host::HttpError::Denied(why),
+            http::HttpError::Timeout(why) => host::HttpError::Timeout(why),
+            http::HttpError::ConnectionFailed(why) => host::HttpError::ConnectionFailed(why),
+            http::HttpError::TlsFailed(why) => host::HttpError::TlsFailed(why),
+            http::HttpError::TooLarge(why) => host::HttpError::TooLarge(why),
+        }),
+    }
+}
+
 impl Host for Imports {
     fn send(&mut self, request: host::Request) -> Result<host::Response, host::HttpError> {
-        let request = http::Request {
-            idp: request.idp,
-            method: match request.method {
-                host::Method::Get => http::Method::Get,
-                host::Method::Post => http::Method::Post,
-                host::Method::Put => http::Method::Put,
-                host::Method::Patch => http::Method::Patch,
-                host::Method::Delete => http::Method::Delete,
-            },
-            url: request.url,
-            headers: request.headers,
-            body: request.body,
-        };
-        match http::send(&request) {
-            Ok(response) => {
-                Ok(host::Response { status: response.status, headers: response.headers, body: response.body })
-            }
-            Err(error) => Err(match error {
-                http::HttpError::Denied(why) => host::HttpError::Denied(why),
-                http::HttpError::Timeout(why) => host::HttpError::Timeout(why),
-                http::HttpError::ConnectionFailed(why) => host::HttpError::ConnectionFailed(why),
-                http::HttpError::TlsFailed(why) => host::HttpError::TlsFailed(why),
-                http::HttpError::TooLarge(why) => host::HttpError::TooLarge(why),
-            }),
-        }
+        from_wit_answer(http::send(&to_wit_request(request)))
+    }
+
+    fn send_all(&mut self, requests: Vec<host::Request>) -> Vec<Result<host::Response, host::HttpError>> {
+        let requests: Vec<http::Request> = requests.into_iter().map(to_wit_request).collect();
+        http::send_all(&requests).into_iter().map(from_wit_answer).collect()
     }
 
     fn sleep(&mut self, duration_ms: u64) -> bool {

@@ -39,7 +39,7 @@ pub fn membership_status(providers: &mut [ProviderResult], user_count: usize) ->
             user.is_some_and(|u| u.outcome.is_some_and(|o| o != UserOutcome::NotInProvider) && u.error.is_none())
         });
         if nowhere {
-            let names = providers.iter().map(|p| p.idp.as_str()).collect::<Vec<_>>().join(", ");
+            let names = providers.iter().map(|p| p.idp.clone()).collect::<Vec<_>>().join(", ");
             for provider in providers.iter_mut() {
                 let user = &mut provider.users[index];
                 user.outcome = None;

@@ -151,7 +151,7 @@ fn unusable_plugins_are_refused() {
 
     // The real component, its exported interface renamed to another major version.
     let bytes = std::fs::read(plugin_path()).unwrap();
-    let from = b"soar:restricted-group/actions@1.0.0";
+    let from = b"soar:restricted-group/actions@1.1.0";
     let to = b"soar:restricted-group/actions@2.0.0";
     let mut patched = bytes.clone();
     let mut replaced = 0;
@@ -188,7 +188,11 @@ fn help_and_version_work_without_a_config() {
     let run = soar_host(&["--plugin", &plugin_path().display().to_string(), "--version"], None);
     assert_eq!(run.code, 0);
     assert!(run.stdout.contains("soar-host 0.1.0"));
-    assert!(run.stdout.contains("plugin zscaler-restricted-group 0.1.0 (wit 1.0.0)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("plugin zscaler-restricted-group 0.1.0 (wit {})", soar_types::WIT_VERSION)),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -227,7 +231,7 @@ fn describe_prints_the_manifest() {
     let run = soar_host(&["--plugin", &plugin_path().display().to_string(), "describe"], None);
     assert_eq!(run.code, 0, "{run:?}");
     let manifest = run.json();
-    assert_eq!(manifest["wit_version"], "1.0.0");
+    assert_eq!(manifest["wit_version"], soar_types::WIT_VERSION);
     assert_eq!(manifest["credential"]["host_held"], true);
     let actions: Vec<&str> =
         manifest["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();

@@ -22,7 +22,7 @@ fn validate(schema: &Value, document: &Value, what: &str) {
 fn the_manifest_describes_what_a_platform_needs() {
     let manifest = manifest();
     assert_eq!(manifest["name"], "zscaler-restricted-group");
-    assert_eq!(manifest["wit_version"], "1.0.0");
+    assert_eq!(manifest["wit_version"], soar_types::WIT_VERSION);
     for field in manifest["settings"].as_array().unwrap() {
         for key in ["key", "scope", "json_schema", "required", "description", "example"] {
             assert!(field.get(key).is_some(), "{field} lacks {key}");

@@ -170,6 +170,7 @@ proptest! {
             name: "p".into(),
             base: base.clone(),
             token: soar_host::secret::Secret::new("tok-property-0123456789"),
+                max_concurrent_requests: 4,
         }]);
         if let Ok(authorized) = policy.authorize("p", &url, &[]) {
             prop_assert_eq!(authorized.url.as_str(), url.as_str());

@@ -121,7 +121,10 @@ fn throttling_with_no_retries_or_no_time_left_reports_when_to_come_back() {
         (error["kind"].clone(), error["retry_after_ms"].clone(), error["status"].clone()),
         (json!("rate-limited"), json!(1000), json!(429))
     );
-    assert_eq!(run.json()["http_requests"], 1);
+    // The group and the user were looked up together, each once: nothing was retried.
+    assert_eq!(run.json()["http_requests"], 2);
+    let paths: Vec<String> = sim.requests().iter().map(|r| r.path.clone()).collect();
+    assert_ne!(paths[0], paths[1], "{paths:?}");
 
     sim.clear_requests();
     let run = run_with(&config, &["add-to-group", "--user", ALICE, "--timeout-ms", "500"]);

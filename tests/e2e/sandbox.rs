@@ -48,7 +48,10 @@ fn the_real_plugin_imports_only_the_allowed_set() {
         );
     }
     for own in ["http", "log", "wait"] {
-        assert!(imports.iter().any(|i| i == &format!("soar:restricted-group/{own}@1.0.0")), "{imports:?}");
+        assert!(
+            imports.iter().any(|i| i == &format!("soar:restricted-group/{own}@{}", soar_types::WIT_VERSION)),
+            "{imports:?}"
+        );
     }
 }
 
@@ -207,4 +210,17 @@ fn wait_returns_at_once_when_the_deadline_would_pass() {
     let (host, _) = host_for(hostile, &[("p", &sim, "sleep 10")], json!({"deadline_ms": 1000}));
     let report = host.run(&ActionRequest::new(Action::TestConnection));
     assert_eq!(first_error(&report.document).1, "slept true");
+}
+
+#[test]
+fn a_component_built_for_wit_1_0_still_runs_in_this_host() {
+    let home = simulator(TOKEN, &[], &[]);
+    let bytes = std::fs::read(hostile_path("wit-1-0")).unwrap();
+    let imports = component_imports(&bytes).unwrap();
+    assert!(imports.iter().any(|i| i == "soar:restricted-group/http@1.0.0"), "{imports:?}");
+    let runtime = Arc::new(load(&hostile_path("wit-1-0")).expect("a 1.0 component loads in a 1.1 host"));
+    let (host, _) = host_for(runtime, &[("p", &home, &format!("send p GET {}/Users", home.base_url()))], json!({}));
+    let report = host.run(&ActionRequest::new(Action::TestConnection));
+    assert!(first_error(&report.document).1.starts_with("status 200"), "{}", report.document);
+    assert_eq!(home.requests()[0].authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
 }

@@ -201,7 +201,10 @@ fn a_bad_token_is_auth_failed_whether_401_or_403() {
         assert_eq!(run.code, 1, "{run:?}");
         let error = &run.json()["providers"][0]["error"];
         assert_eq!((error["kind"].clone(), error["status"].clone()), (json!("auth-failed"), json!(status)));
-        assert_eq!(sim.requests().len(), 1, "nothing more is tried after a refused token");
+        // The group and the users are looked up together; nothing more is tried after the refusal.
+        let sent: Vec<String> = sim.requests().iter().map(|r| r.path.rsplit('/').next().unwrap().to_string()).collect();
+        assert_eq!(sent.len(), 2, "{:?}", request_lines(&sim));
+        assert!(sent.contains(&"Groups".to_string()) && sent.contains(&"Users".to_string()), "{sent:?}");
     }
 }
 

@@ -65,6 +65,11 @@ pub enum LogLevel {
 
 pub trait Host {
     fn send(&mut self, request: Request) -> Result<Response, HttpError>;
+    /// Sends independent requests at once; the answers come back in the same order. A host
+    /// runs them concurrently (WIT `http.send-all`); this default sends them one by one.
+    fn send_all(&mut self, requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
+        requests.into_iter().map(|request| self.send(request)).collect()
+    }
     /// Waits, unless the action's deadline comes first: then returns false at once.
     fn sleep(&mut self, duration_ms: u64) -> bool;
     fn log(&mut self, level: LogLevel, message: &str);

@@ -2,6 +2,7 @@
 //! starts the plugin, so that bad input is refused before anything is sent.
 
 use crate::model::UserRef;
+use crate::text::printable;
 
 /// RFC 5321: a forward path holds at most 254 octets of address.
 pub const MAX_EMAIL_BYTES: usize = 254;
@@ -62,7 +63,7 @@ fn check_opaque(prefix: &str, value: &str) -> Result<(), String> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(format!("user '{prefix}:{}' contains a control character; remove it", value.escape_debug()));
+        return Err(format!("user '{prefix}:{}' contains a control character; remove it", printable(value)));
     }
     // An id becomes a URL path segment (`/Users/{id}`); an external id only goes into filters.
     if let (true, Some(problem)) = (prefix == "id", id_problem(value)) {
@@ -92,7 +93,7 @@ pub fn id_problem(id: &str) -> Option<&'static str> {
 /// An email address as SCIM userName: `local@domain`, the local part plain or quoted, the domain
 /// a dotted host name (unicode allowed), at most 254 bytes.
 fn check_email(email: &str) -> Result<(), String> {
-    let shown = email.escape_debug().to_string();
+    let shown = printable(email);
     if email.is_empty() {
         return Err("empty user: give an email address, id:SCIM_ID or external:EXTERNAL_ID".into());
     }
@@ -141,8 +142,11 @@ fn check_local_part(local: &str) -> Result<(), String> {
         return Err("the part before '@' starts or ends with a dot, or has two dots in a row".into());
     }
     const SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
-    if let Some(bad) = local.chars().find(|&c| !(c.is_alphanumeric() || SPECIALS.contains(c) || !c.is_ascii())) {
-        return Err(format!("'{}' is not allowed before '@' unless the local part is quoted", bad.escape_debug()));
+    if let Some(bad) = local.chars().find(|&c| !(c.is_ascii_alphanumeric() || SPECIALS.contains(c) || !c.is_ascii())) {
+        return Err(format!(
+            "'{}' is not allowed before '@' unless the local part is quoted",
+            printable(bad.encode_utf8(&mut [0; 4]))
+        ));
     }
     Ok(())
 }
@@ -165,8 +169,9 @@ fn check_domain(domain: &str) -> Result<(), String> {
         if label.starts_with('-') || label.ends_with('-') {
             return Err(format!("a label of the domain '{domain}' starts or ends with '-'"));
         }
-        if let Some(bad) = label.chars().find(|&c| !(c.is_alphanumeric() || c == '-')) {
-            return Err(format!("'{}' is not allowed in the domain", bad.escape_debug()));
+        // Non-ASCII is left to the server (internationalised domain names).
+        if let Some(bad) = label.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())) {
+            return Err(format!("'{}' is not allowed in the domain", printable(bad.encode_utf8(&mut [0; 4]))));
         }
     }
     Ok(())

@@ -83,6 +83,9 @@ pub struct Outbound<'a> {
     pub timeout: Duration,
     /// Hears what the operator should know (a rate-limit folder that cannot be used).
     pub warn: &'a dyn Fn(String),
+    /// When a rate-limit slot was reserved for it already ([`HttpClient::reserve`]), the time it
+    /// may go; else one is reserved as it is sent.
+    pub slot: Option<Instant>,
 }
 
 impl HttpClient {
@@ -127,15 +130,11 @@ impl HttpClient {
             )));
         }
         let url = &outbound.authorized.url;
-        if let Some(rate) = self.rate_for(url) {
-            let origin = endpoint::origin(url);
-            self.limiter.acquire(&origin, rate, outbound.timeout, outbound.warn).map_err(|late| {
-                HttpError::Timeout(format!(
-                    "the rate limit for {origin} ({rate} requests per second) needs a wait of {} ms, past the action's deadline",
-                    late.wait.as_millis()
-                ))
-            })?;
-        }
+        let wait = match outbound.slot {
+            Some(slot) => slot.saturating_duration_since(Instant::now()),
+            None => self.reserve(url, outbound.timeout, outbound.warn)?,
+        };
+        std::thread::sleep(wait);
         let timeout = outbound.timeout.saturating_sub(started.elapsed());
         if timeout.is_zero() {
             return Err(HttpError::Timeout("the action's deadline passed while waiting for the rate limit".into()));
@@ -179,6 +178,22 @@ impl HttpClient {
             .read_to_vec()
             .map_err(|e| classify(e, &url_text, limit))?;
         Ok(Response { status, headers, body })
+    }
+
+    /// The wait before a request to `url` may go, reserved now: the provider's rate limit spaces
+    /// requests in the order they are reserved. A wait past `budget` reserves nothing and is a
+    /// timeout.
+    pub fn reserve(&self, url: &Url, budget: Duration, warn: &dyn Fn(String)) -> Result<Duration, HttpError> {
+        let Some(rate) = self.rate_for(url) else {
+            return Ok(Duration::ZERO);
+        };
+        let origin = endpoint::origin(url);
+        self.limiter.reserve(&origin, rate, budget, warn).map_err(|late| {
+            HttpError::Timeout(format!(
+                "the rate limit for {origin} ({rate} requests per second) needs a wait of {} ms, past the action's deadline",
+                late.wait.as_millis()
+            ))
+        })
     }
 
     fn rate_for(&self, url: &Url) -> Option<f64> {

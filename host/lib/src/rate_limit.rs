@@ -54,10 +54,16 @@ impl RateLimiter {
         RateLimiter { dir, warned: AtomicBool::new(false), in_process: Mutex::new(HashMap::new()) }
     }
 
-    /// Reserves the next slot for `origin` at `rate` requests per second and waits for it;
-    /// fails at once, reserving nothing, when the wait would exceed `budget`. `warn` hears once
-    /// why the folder cannot be used.
-    pub fn acquire(&self, origin: &str, rate: f64, budget: Duration, warn: &dyn Fn(String)) -> Result<(), TooLate> {
+    /// Reserves the next slot for `origin` at `rate` requests per second and returns the wait
+    /// until it; fails at once, reserving nothing, when the wait would exceed `budget`. `warn`
+    /// hears once why the folder cannot be used.
+    pub fn reserve(
+        &self,
+        origin: &str,
+        rate: f64,
+        budget: Duration,
+        warn: &dyn Fn(String),
+    ) -> Result<Duration, TooLate> {
         let interval = (1e9 / rate) as u128;
         let reserved = match &self.dir {
             Some(dir) => match reserve_in_file(dir, origin, interval, budget) {
@@ -75,8 +81,7 @@ impl RateLimiter {
             },
             None => self.reserve_in_process(origin, interval, budget),
         }?;
-        std::thread::sleep(reserved);
-        Ok(())
+        Ok(reserved)
     }
 
     fn reserve_in_process(&self, origin: &str, interval: u128, budget: Duration) -> Result<Duration, TooLate> {
@@ -151,8 +156,11 @@ mod tests {
         let (a, b) = (RateLimiter::new(Some(dir.clone())), RateLimiter::new(Some(dir.clone())));
         let started = Instant::now();
         for _ in 0..3 {
-            a.acquire("https://zia.example:443", 20.0, Duration::from_secs(5), &|why| panic!("{why}")).unwrap();
-            b.acquire("https://zia.example:443", 20.0, Duration::from_secs(5), &|why| panic!("{why}")).unwrap();
+            for limiter in [&a, &b] {
+                let wait =
+                    limiter.reserve("https://zia.example:443", 20.0, Duration::from_secs(5), &|why| panic!("{why}"));
+                std::thread::sleep(wait.unwrap());
+            }
         }
         // Six requests at 20 per second: the last one no earlier than 250 ms after the first.
         assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());

@@ -410,6 +410,12 @@ impl wit::HttpHost for StoreState {
     fn send(&mut self, request: wit::HttpRequest) -> Result<wit::HttpResponse, wit::HttpError> {
         self.services.send(wit::request_from_wit(request)).map(wit::response_to_wit).map_err(wit::http_error_to_wit)
     }
+
+    fn send_all(&mut self, requests: Vec<wit::HttpRequest>) -> Vec<Result<wit::HttpResponse, wit::HttpError>> {
+        let requests = requests.into_iter().map(wit::request_from_wit).collect();
+        let answers = self.services.send_all(requests);
+        answers.into_iter().map(|answer| answer.map(wit::response_to_wit).map_err(wit::http_error_to_wit)).collect()
+    }
 }
 
 impl wit::LogHost for StoreState {

@@ -19,6 +19,7 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_RETRIES: u32 = 4;
 pub const DEFAULT_RETRY_AFTER_CAP_MS: u64 = 60_000;
 pub const DEFAULT_MAX_USERS_PER_ACTION: u64 = 100;
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u64 = 4;
 /// ZIA documents a limit of 5 requests per second.
 pub const ZIA_REQUESTS_PER_SECOND: f64 = 5.0;
 /// The most requests per second a provider may be given.
@@ -42,6 +43,7 @@ pub const MAX_RETRIES: Bound = Bound { key: "max_retries", min: 0, max: 100 };
 pub const MAX_USERS_PER_ACTION: Bound = Bound { key: "max_users_per_action", min: 1, max: 100_000 };
 pub const MEMORY_LIMIT_MIB: Bound = Bound { key: "memory_limit_mib", min: 1, max: 4_096 };
 pub const MAX_RESPONSE_BYTES: Bound = Bound { key: "max_response_bytes", min: 1, max: 1 << 30 };
+pub const MAX_CONCURRENT_REQUESTS: Bound = Bound { key: "max_concurrent_requests", min: 1, max: 32 };
 
 impl Bound {
     /// The value when it lies in the range; else one line that names `name` (the key, or the
@@ -130,6 +132,8 @@ pub struct ProviderConfig {
     pub requests_per_second: Option<f64>,
     /// Whether the base URL may resolve to a private (RFC 1918, ULA) address.
     pub allow_private_network: bool,
+    /// Requests one action may have in flight to this provider at once.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -165,6 +169,7 @@ struct ConfigFile {
     max_response_bytes: Option<u64>,
     connect_timeout_ms: Option<u64>,
     max_retries: Option<u32>,
+    max_concurrent_requests: Option<u64>,
     retry_after_cap_ms: Option<u64>,
     max_users_per_action: Option<u64>,
     cache_dir: Option<String>,
@@ -188,6 +193,7 @@ struct ProviderEntry {
     profile: Option<Profile>,
     max_retries: Option<u32>,
     requests_per_second: Option<f64>,
+    max_concurrent_requests: Option<u64>,
     #[serde(default)]
     allow_private_network: bool,
 }
@@ -268,7 +274,14 @@ impl Config {
         let mut warnings = Vec::new();
         let mut providers: Vec<ProviderConfig> = Vec::new();
         for (index, entry) in file.identity_providers.into_iter().enumerate() {
-            let defaults = ProviderDefaults { allow_http: file.allow_http, max_retries: max_retries as u32 };
+            let max_concurrent_requests = MAX_CONCURRENT_REQUESTS
+                .optional(file.max_concurrent_requests)?
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS);
+            let defaults = ProviderDefaults {
+                allow_http: file.allow_http,
+                max_retries: max_retries as u32,
+                max_concurrent_requests,
+            };
             let provider = check_provider(entry, index, defaults, folder, env, &mut warnings)?;
             if providers.iter().any(|p| p.name == provider.name) {
                 return Err(invalid(format!(
@@ -391,6 +404,7 @@ fn non_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigE
 struct ProviderDefaults {
     allow_http: bool,
     max_retries: u32,
+    max_concurrent_requests: u64,
 }
 
 fn check_provider(
@@ -460,6 +474,12 @@ fn check_provider(
         max_retries,
         requests_per_second,
         allow_private_network: entry.allow_private_network,
+        max_concurrent_requests: match entry.max_concurrent_requests {
+            Some(limit) => MAX_CONCURRENT_REQUESTS
+                .check("max_concurrent_requests", limit)
+                .map_err(|why| invalid(format!("{at}{why}")))?,
+            None => defaults.max_concurrent_requests,
+        } as usize,
     })
 }
 
@@ -642,6 +662,14 @@ mod tests {
             (
                 json!({"identity_providers": [provider(json!({}))], "memory_limit_mib": 4097}),
                 "memory_limit_mib is 4097",
+            ),
+            (
+                json!({"identity_providers": [provider(json!({}))], "max_concurrent_requests": 0}),
+                "max_concurrent_requests is 0; give a whole number from 1 to 32",
+            ),
+            (
+                json!({"identity_providers": [provider(json!({"max_concurrent_requests": 33}))]}),
+                "max_concurrent_requests is 33",
             ),
             (
                 json!({"identity_providers": [provider(json!({}))], "max_response_bytes": 1_073_741_825u64}),

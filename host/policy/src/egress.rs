@@ -46,6 +46,8 @@ pub struct Endpoint {
     pub name: String,
     pub base: Url,
     pub token: Secret,
+    /// Requests one action may have in flight to this provider at once.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -79,9 +81,19 @@ impl EgressPolicy {
         EgressPolicy::new(
             providers
                 .into_iter()
-                .map(|p| Endpoint { name: p.name.clone(), base: p.base_url.clone(), token: p.token.clone() })
+                .map(|p| Endpoint {
+                    name: p.name.clone(),
+                    base: p.base_url.clone(),
+                    token: p.token.clone(),
+                    max_concurrent_requests: p.max_concurrent_requests,
+                })
                 .collect(),
         )
+    }
+
+    /// Requests one action may have in flight to provider `idp` at once (1 for an unknown one).
+    pub fn max_concurrent_requests(&self, idp: &str) -> usize {
+        self.endpoints.iter().find(|e| e.name == idp).map_or(1, |e| e.max_concurrent_requests.max(1))
     }
 
     /// Scrubs the tokens and proxy credentials from text.
@@ -125,11 +137,13 @@ mod tests {
                 name: "a".into(),
                 base: endpoint::parse("https://scim.a.example/scim/1/7/v2").unwrap(),
                 token: Secret::new("token-a"),
+                max_concurrent_requests: 4,
             },
             Endpoint {
                 name: "b".into(),
                 base: endpoint::parse("https://scim.b.example/v2").unwrap(),
                 token: Secret::new("token-b"),
+                max_concurrent_requests: 4,
             },
         ])
     }

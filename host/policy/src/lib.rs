@@ -7,4 +7,4 @@ pub mod egress;
 pub mod endpoint;
 pub mod files;
 pub mod secret;
-pub mod text;
+pub use soar_types::text;

@@ -202,14 +202,18 @@ impl Shared {
         format!("{}{}", self.origin, self.base_path)
     }
 
-    fn record(&self, request: &HttpRequest) {
-        self.requests.lock().expect("requests lock").push(Recorded {
+    /// Keeps the request; returns its number since the last clear (1 for the first), taken in
+    /// the same step so that concurrent requests never share one.
+    fn record(&self, request: &HttpRequest) -> usize {
+        let mut requests = self.requests.lock().expect("requests lock");
+        requests.push(Recorded {
             method: request.method.clone(),
             path: request.path.clone(),
             query: request.query.clone(),
             authorization: request.header("authorization").map(str::to_string),
             body: String::from_utf8_lossy(&request.body).into_owned(),
         });
+        requests.len()
     }
 
     /// How many times this method and path have been asked for, this one included.
@@ -218,10 +222,6 @@ impl Shared {
         let count = attempts.entry(key.to_string()).or_insert(0);
         *count += 1;
         *count
-    }
-
-    fn total_requests(&self) -> usize {
-        self.requests.lock().expect("requests lock").len()
     }
 }
 

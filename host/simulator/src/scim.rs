@@ -175,7 +175,7 @@ impl Shared {
     }
 
     pub fn handle(&self, request: HttpRequest) -> Reply {
-        self.record(&request);
+        let number = self.record(&request);
         std::thread::sleep(self.latency);
         if let Some(bucket) = &self.bucket {
             if !bucket.lock().expect("bucket lock").take() {
@@ -185,7 +185,7 @@ impl Shared {
                 return self.render(answer);
             }
         }
-        if let Some(reply) = self.fault_before(&request) {
+        if let Some(reply) = self.fault_before(&request, number) {
             return reply;
         }
         let answer = self.route(&request);
@@ -224,9 +224,8 @@ impl Shared {
     }
 
     /// Faults that replace the answer altogether.
-    fn fault_before(&self, request: &HttpRequest) -> Option<Reply> {
+    fn fault_before(&self, request: &HttpRequest, total: usize) -> Option<Reply> {
         let attempt = self.count_request(&format!("{} {}", request.method, request.path));
-        let total = self.total_requests();
         if self.has_fault(Fault::Stall) {
             return Some(Reply::Stall(Duration::from_secs(30)));
         }

@@ -2,7 +2,7 @@
 //! (it would lose concurrent changes) and never a `remove` of `members` without a filter or a
 //! value (it empties the group).
 
-use crate::scim::client::{is_fatal, ScimClient, Sent};
+use crate::scim::client::{is_fatal, Outgoing, ScimClient, Sent};
 use crate::scim::lookup::Membership;
 use crate::scim::response::{Group, User};
 use serde_json::{json, Value};
@@ -92,7 +92,18 @@ impl<H: Host> ScimClient<'_, H> {
         users: &[&User],
     ) -> Vec<Result<UserOutcome, ActionError>> {
         let rounds = Rounds { resends_left: self.provider.max_retries, conflict_checked: false };
-        users.chunks(MEMBERS_PER_PATCH).flat_map(|chunk| self.change_chunk(change, group, chunk, rounds)).collect()
+        let chunks: Vec<&[&User]> = users.chunks(MEMBERS_PER_PATCH).collect();
+        let mut outcomes = Vec::with_capacity(users.len());
+        for (index, chunk) in chunks.iter().enumerate() {
+            if index == 1 {
+                // The first chunk settled the form the server takes: the others go out together.
+                let form = self.alternate_form(change);
+                let rest = chunks[1..].iter().map(|chunk| self.patch_request(change, group, chunk, form)).collect();
+                self.prefetch(rest);
+            }
+            outcomes.extend(self.change_chunk(change, group, chunk, rounds));
+        }
+        outcomes
     }
 
     fn change_chunk(
@@ -154,7 +165,8 @@ impl<H: Host> ScimClient<'_, H> {
         }
     }
 
-    fn patch(&mut self, change: Change, group: &Group, users: &[&User], alternate: bool) -> Result<(), PatchFailure> {
+    /// The PATCH that makes `change` for `users`, in one form or the other.
+    fn patch_request(&self, change: Change, group: &Group, users: &[&User], alternate: bool) -> Outgoing {
         let ids: Vec<&str> = users.iter().map(|user| user.id.as_str()).collect();
         let body = match (change, alternate) {
             (Change::Add, false) => add_with_path(&ids),
@@ -174,7 +186,13 @@ impl<H: Host> ScimClient<'_, H> {
         let path = format!("/Groups/{}", path_segment(&group.id));
         // A 409 on a remove is a lock worth waiting for; on an add it means "already there".
         let lock_retry = change == Change::Remove;
-        let response = match self.send_change(Method::Patch, &path, &body, lock_retry, &doing) {
+        Outgoing::change(Method::Patch, &path, &body, lock_retry, &doing)
+    }
+
+    fn patch(&mut self, change: Change, group: &Group, users: &[&User], alternate: bool) -> Result<(), PatchFailure> {
+        let outgoing = self.patch_request(change, group, users, alternate);
+        let doing = outgoing.doing.clone();
+        let response = match self.send_change(outgoing) {
             Ok(Sent::Answer(response)) => response,
             Ok(Sent::MaybeApplied { error, wait_ms }) => return Err(PatchFailure::MaybeApplied { error, wait_ms }),
             Err(error) => return Err(PatchFailure::Refused(error)),

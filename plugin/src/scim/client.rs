@@ -45,9 +45,54 @@ pub struct ScimClient<'a, H: Host> {
     /// Once the provider fails in a way every later request would share (bad token, TLS,
     /// deadline), later requests fail at once with the same error instead of being sent.
     fatal: Option<ActionError>,
+    /// Answers sent ahead for the steps to come (see [`ScimClient::prefetch`]).
+    prefetched: Vec<(Outgoing, Result<Sent, ActionError>)>,
+}
+
+/// A request the client sends, and how its failures are treated.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub method: Method,
+    pub path_and_query: String,
+    pub body: Option<Vec<u8>>,
+    /// A change: only refusals are retried, and a lost answer comes back as [`Sent::MaybeApplied`].
+    pub change: bool,
+    /// A 409 is a lock worth waiting for.
+    pub lock_retry: bool,
+    /// What the request is for, in messages: "looking up user alice@corp.example".
+    pub doing: String,
+}
+
+impl Outgoing {
+    pub fn read(path_and_query: &str, doing: Doing) -> Self {
+        Outgoing {
+            method: Method::Get,
+            path_and_query: path_and_query.to_string(),
+            body: None,
+            change: false,
+            lock_retry: false,
+            doing: doing.to_string(),
+        }
+    }
+
+    pub fn change(method: Method, path: &str, body: &Value, lock_retry: bool, doing: Doing) -> Self {
+        Outgoing {
+            method,
+            path_and_query: path.to_string(),
+            body: Some(serde_json::to_vec(body).expect("a JSON value serialises")),
+            change: true,
+            lock_retry,
+            doing: doing.to_string(),
+        }
+    }
+
+    fn same_request(&self, other: &Outgoing) -> bool {
+        self.method == other.method && self.path_and_query == other.path_and_query && self.body == other.body
+    }
 }
 
 /// How a change ended.
+#[derive(Clone, Debug)]
 pub enum Sent {
     /// The server's final answer, whatever its status.
     Answer(Response),
@@ -70,6 +115,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
             base: provider.base_url.trim_end_matches('/').to_string(),
             retry_after_cap_ms,
             fatal: None,
+            prefetched: Vec::new(),
         }
     }
 
@@ -91,7 +137,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
     /// any answer the server finally gave, whatever its status, or the error that kept it from
     /// answering.
     pub fn send_read(&mut self, path_and_query: &str, doing: Doing) -> Result<Response, ActionError> {
-        match self.send_attempts(Method::Get, path_and_query, None, false, false, doing)? {
+        match self.send_one(Outgoing::read(path_and_query, doing))? {
             Sent::Answer(response) => Ok(response),
             Sent::MaybeApplied { error, .. } => Err(error),
         }
@@ -100,72 +146,115 @@ impl<'a, H: Host> ScimClient<'a, H> {
     /// Sends a change. Retries only what the server cannot have acted on (429, 503, and a 409
     /// lock when `lock_retry` is set); a dropped connection or a gateway's 502/504 comes back as
     /// [`Sent::MaybeApplied`], because resending blindly could store a duplicate member.
-    pub fn send_change(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: &Value,
-        lock_retry: bool,
-        doing: Doing,
-    ) -> Result<Sent, ActionError> {
-        self.send_attempts(method, path, Some(body), lock_retry, true, doing)
+    pub fn send_change(&mut self, outgoing: Outgoing) -> Result<Sent, ActionError> {
+        self.send_one(outgoing)
     }
 
-    fn send_attempts(
-        &mut self,
-        method: Method,
-        path_and_query: &str,
-        body: Option<&Value>,
-        lock_retry: bool,
-        hand_back_maybe_applied: bool,
-        doing: Doing,
-    ) -> Result<Sent, ActionError> {
-        if let Some(fatal) = &self.fatal {
-            return Err(fatal.clone());
+    /// One request: its answer sent ahead (see [`ScimClient::prefetch`]), or sent now.
+    fn send_one(&mut self, outgoing: Outgoing) -> Result<Sent, ActionError> {
+        if let Some(index) = self.prefetched.iter().position(|(sent, _)| sent.same_request(&outgoing)) {
+            return self.prefetched.swap_remove(index).1;
         }
+        self.send_batch(vec![outgoing]).pop().expect("one answer per request")
+    }
+
+    /// Sends requests that the steps to come will make, all at once, and keeps their answers
+    /// for them: the steps keep their order and their fallbacks, and independent requests cost
+    /// one round trip together. Requests already answered ahead are not sent again.
+    pub fn prefetch(&mut self, batch: Vec<Outgoing>) {
+        let mut fresh: Vec<Outgoing> = Vec::new();
+        for outgoing in batch {
+            let known = self.prefetched.iter().any(|(sent, _)| sent.same_request(&outgoing))
+                || fresh.iter().any(|other| other.same_request(&outgoing));
+            if !known {
+                fresh.push(outgoing);
+            }
+        }
+        if fresh.len() > 1 && self.fatal.is_none() {
+            let answers = self.send_batch(fresh.clone());
+            self.prefetched.extend(fresh.into_iter().zip(answers));
+        }
+    }
+
+    /// Sends independent requests together (the host runs them concurrently), each retried as
+    /// a lone request would be; the answers come back in order.
+    fn send_batch(&mut self, batch: Vec<Outgoing>) -> Vec<Result<Sent, ActionError>> {
+        let mut ended: Vec<Option<Result<Sent, ActionError>>> = vec![None; batch.len()];
+        let mut attempts = vec![0u32; batch.len()];
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        while !pending.is_empty() {
+            if let Some(fatal) = &self.fatal {
+                for &index in &pending {
+                    ended[index] = Some(Err(fatal.clone()));
+                }
+                break;
+            }
+            let requests = pending.iter().map(|&index| self.request(&batch[index])).collect();
+            let outcomes = self.host.send_all(requests);
+            let mut retrying: Vec<(usize, u64, Result<Response, HttpError>)> = Vec::new();
+            for (&index, outcome) in pending.iter().zip(outcomes) {
+                let outgoing = &batch[index];
+                let doing = outgoing.doing.as_str();
+                let wait_ms = match &outcome {
+                    Ok(response) => self.retry_wait(response, attempts[index], outgoing.lock_retry),
+                    Err(HttpError::ConnectionFailed(_)) => Some(backoff_ms(attempts[index], &outgoing.path_and_query)),
+                    Err(_) => None,
+                };
+                ended[index] = match wait_ms {
+                    None => Some(self.finish(outcome, doing).map(Sent::Answer)),
+                    Some(wait_ms) if outgoing.change && may_have_been_applied(&outcome) => {
+                        let why = "the server's own answer never came, so the change may have been applied";
+                        Some(Ok(Sent::MaybeApplied { error: self.give_up(outcome, None, doing, why), wait_ms }))
+                    }
+                    Some(_) if attempts[index] >= self.provider.max_retries => {
+                        let tries = attempts[index] + 1;
+                        let why = format!("after {tries} attempt{}", if tries == 1 { "" } else { "s" });
+                        let error = self.give_up(outcome, None, doing, &why);
+                        Some(Err(self.remember_if_fatal(error)))
+                    }
+                    Some(wait_ms) => {
+                        retrying.push((index, wait_ms, outcome));
+                        None
+                    }
+                };
+            }
+            // One wait for the whole round: the longest any answer asked for.
+            let Some(wait_ms) = retrying.iter().map(|(_, wait_ms, _)| *wait_ms).max() else {
+                break;
+            };
+            for (index, _, outcome) in &retrying {
+                let message =
+                    format!("{}: {}; retrying in {wait_ms} ms", batch[*index].doing, describe_attempt(outcome));
+                self.log(LogLevel::Warn, &message);
+            }
+            if !self.host.sleep(wait_ms) {
+                for (index, wait_ms, outcome) in retrying {
+                    let why = "the action's deadline comes before the retry";
+                    let error = self.give_up(outcome, Some(wait_ms), &batch[index].doing, why);
+                    ended[index] = Some(Err(self.remember_if_fatal(error)));
+                }
+                break;
+            }
+            pending = retrying.into_iter().map(|(index, _, _)| index).collect();
+            for &index in &pending {
+                attempts[index] += 1;
+            }
+        }
+        ended.into_iter().map(|answer| answer.expect("every request ended")).collect()
+    }
+
+    /// The host request for an outgoing one.
+    fn request(&self, outgoing: &Outgoing) -> Request {
         let mut headers = vec![("Accept".to_string(), ACCEPT.to_string())];
-        if body.is_some() {
+        if outgoing.body.is_some() {
             headers.push(("Content-Type".to_string(), SCIM_JSON.to_string()));
         }
-        let request = Request {
+        Request {
             idp: self.provider.name.clone(),
-            method,
-            url: self.url(path_and_query),
+            method: outgoing.method,
+            url: self.url(&outgoing.path_and_query),
             headers,
-            body: body.map(|value| serde_json::to_vec(value).expect("a JSON value serialises")),
-        };
-        let mut attempt: u32 = 0;
-        loop {
-            let outcome = self.host.send(request.clone());
-            let wait_ms = match &outcome {
-                Ok(response) => self.retry_wait(response, attempt, lock_retry),
-                Err(HttpError::ConnectionFailed(_)) => Some(backoff_ms(attempt, &request.url)),
-                Err(_) => None,
-            };
-            let Some(wait_ms) = wait_ms else {
-                return self.finish(outcome, doing).map(Sent::Answer);
-            };
-            if hand_back_maybe_applied && may_have_been_applied(&outcome) {
-                let error = self.give_up(
-                    outcome,
-                    None,
-                    doing,
-                    "the server's own answer never came, so the change may have been applied",
-                );
-                return Ok(Sent::MaybeApplied { error, wait_ms });
-            }
-            if attempt >= self.provider.max_retries {
-                let why = format!("after {} attempt{}", attempt + 1, if attempt == 0 { "" } else { "s" });
-                let error = self.give_up(outcome, None, doing, &why);
-                return Err(self.remember_if_fatal(error));
-            }
-            let message = format!("{doing}: {}; retrying in {wait_ms} ms", describe_attempt(&outcome));
-            self.log(LogLevel::Warn, &message);
-            if !self.host.sleep(wait_ms) {
-                let error = self.give_up(outcome, Some(wait_ms), doing, "the action's deadline comes before the retry");
-                return Err(self.remember_if_fatal(error));
-            }
-            attempt += 1;
+            body: outgoing.body.clone(),
         }
     }
 
@@ -368,6 +457,8 @@ fn describe_attempt(outcome: &Result<Response, HttpError>) -> String {
     match outcome {
         Ok(response) => format!("HTTP {}", response.status),
         Err(HttpError::ConnectionFailed(why)) => format!("connection failed: {why}"),
-        Err(other) => format!("{other:?}"),
+        Err(
+            HttpError::Denied(why) | HttpError::Timeout(why) | HttpError::TlsFailed(why) | HttpError::TooLarge(why),
+        ) => why.clone(),
     }
 }

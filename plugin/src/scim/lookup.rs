@@ -2,19 +2,20 @@
 //! the server allows; every answer is checked so that a server that ignores filters never
 //! makes us act on the wrong object.
 
-use crate::scim::client::{Doing, ScimClient};
+use crate::scim::client::{Doing, Outgoing, ScimClient};
 use crate::scim::response::{
     multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User,
 };
 use serde_json::Value;
-use soar_types::encode::{eq_filter, filter_string, path_segment, query};
+use soar_types::encode::{eq_filter, filter_string, path_segment, percent_encode, query};
 use soar_types::host::{Host, LogLevel};
 use soar_types::model::{names_match, ActionError, ErrorKind, Profile, UserRef};
 
 /// Paging stops here: past it a lookup fails with `lookup-limit` rather than scan for ever.
 pub const MAX_PAGES: u32 = 100;
-/// Users asked for in one `or` filter (keeps the URL well under common 8 KB limits).
-pub const USERS_PER_FILTER: usize = 20;
+/// The longest encoded filter of an `or` lookup: with the base URL and paging, the request line
+/// stays under the 8 KB that servers and proxies commonly accept.
+pub const MAX_FILTER_BYTES: usize = 6_000;
 /// A member id no server holds, to see whether a server honours the member clause of a filter.
 const NO_SUCH_MEMBER: &str = "restricted-group-plugin-no-such-member-0c7d91";
 
@@ -52,18 +53,8 @@ impl<H: Host> ScimClient<'_, H> {
         params: &[(&str, &str)],
         doing: Doing,
     ) -> Result<soar_types::host::Response, ActionError> {
-        let is_projection = |name: &str| name == "attributes" || name == "excludedAttributes";
         let projected = params.iter().any(|(name, _)| is_projection(name));
-        let kept: Vec<(&str, &str)> = params
-            .iter()
-            .copied()
-            .filter(|(name, _)| !(self.learned.projection_refused && is_projection(name)))
-            .collect();
-        let with_query = |pairs: &[(&str, &str)]| match pairs {
-            [] => path.to_string(),
-            _ => format!("{path}?{}", query(pairs)),
-        };
-        let response = self.send_read(&with_query(&kept), doing)?;
+        let response = self.send_read(&self.read_path(path, params), doing)?;
         let about_filter =
             parse_error_body(&response.body).scim_type.is_some_and(|t| t.eq_ignore_ascii_case("invalidFilter"));
         if response.status != 400 || !projected || self.learned.projection_refused || about_filter {
@@ -72,7 +63,23 @@ impl<H: Host> ScimClient<'_, H> {
         self.learned.projection_refused = true;
         self.log(LogLevel::Info, "the server refuses attributes/excludedAttributes; reading whole resources");
         let plain: Vec<(&str, &str)> = params.iter().copied().filter(|(name, _)| !is_projection(name)).collect();
-        self.send_read(&with_query(&plain), doing)
+        self.send_read(&with_query(path, &plain), doing)
+    }
+
+    /// `path?params` as [`Self::get`] first sends it: without projection once the server refused it.
+    fn read_path(&self, path: &str, params: &[(&str, &str)]) -> String {
+        let refused = self.learned.projection_refused;
+        let kept: Vec<(&str, &str)> =
+            params.iter().copied().filter(|(name, _)| !(refused && is_projection(name))).collect();
+        with_query(path, &kept)
+    }
+
+    /// The page of `/{resource}?{params}` that starts at `start_index`, as it is asked for.
+    fn page_path(&self, resource: &str, params: &[(&str, &str)], start_index: u64) -> String {
+        let (start, count) = (start_index.to_string(), self.provider.profile.page_size().to_string());
+        let mut paged = params.to_vec();
+        paged.extend([("startIndex", start.as_str()), ("count", count.as_str())]);
+        self.read_path(&format!("/{resource}"), &paged)
     }
 
     /// `GET /{resource}?{params}`; with a filter, 400 and 501 mean the filter is refused.
@@ -118,11 +125,11 @@ impl<H: Host> ScimClient<'_, H> {
         // `dyn`: one copy of the paging code, not one per caller.
         visit: &mut dyn FnMut(&[Value]) -> bool,
     ) -> Result<bool, ActionError> {
-        let count = self.provider.profile.page_size().to_string();
         let mut start_index: u64 = 1;
         let mut previous_first: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let start = start_index.to_string();
+            let count = self.provider.profile.page_size().to_string();
             let mut paged = params.to_vec();
             paged.extend([("startIndex", start.as_str()), ("count", count.as_str())]);
             let page = match self.get_list(resource, &paged, doing)? {
@@ -198,6 +205,53 @@ impl<H: Host> ScimClient<'_, H> {
             }
             (true, false) => Filtered::Matched(matched),
         })
+    }
+
+    /// Sends the first requests of finding the group and these users together, one round trip
+    /// instead of one each; [`Self::find_group`] and [`Self::find_users`] then take their answers.
+    pub fn prefetch_lookups(&mut self, users: &[UserRef]) {
+        let mut batch = vec![self.group_lookup()];
+        let mut by_attribute: [(Attribute, Vec<(usize, &str)>); 2] =
+            [(Attribute::UserName, Vec::new()), (Attribute::ExternalId, Vec::new())];
+        for (index, user) in users.iter().enumerate() {
+            match user {
+                UserRef::Id(id) => batch.push(self.user_by_id_lookup(id)),
+                UserRef::Email(email) => by_attribute[0].1.push((index, email)),
+                UserRef::External(external) => by_attribute[1].1.push((index, external)),
+            }
+        }
+        for (attribute, wanted) in &by_attribute {
+            batch.extend(
+                filter_chunks(*attribute, wanted).into_iter().map(|chunk| self.filter_lookup(*attribute, chunk)),
+            );
+        }
+        self.prefetch(batch);
+    }
+
+    /// The first request of finding the group: by id, or by a displayName filter.
+    fn group_lookup(&self) -> Outgoing {
+        match (&self.provider.restricted_group_id, &self.provider.restricted_group) {
+            (Some(id), _) => Outgoing::read(
+                &self.read_path(&format!("/Groups/{}", path_segment(id)), &[("excludedAttributes", "members")]),
+                &format!("reading the group with id {id}"),
+            ),
+            (None, name) => {
+                let name = name.as_deref().unwrap_or_default();
+                let filter = eq_filter("displayName", name);
+                let params = [("filter", filter.as_str()), ("excludedAttributes", "members")];
+                Outgoing::read(&self.page_path("Groups", &params, 1), &format!("looking up the group \"{name}\""))
+            }
+        }
+    }
+
+    fn user_by_id_lookup(&self, id: &str) -> Outgoing {
+        Outgoing::read(&self.read_path(&format!("/Users/{}", path_segment(id)), &[]), &format!("reading user id:{id}"))
+    }
+
+    /// The first page of a filtered lookup of these users.
+    fn filter_lookup(&self, attribute: Attribute, users: &[(usize, &str)]) -> Outgoing {
+        let (filter, doing) = user_filter(attribute, users);
+        Outgoing::read(&self.page_path("Users", &[("filter", filter.as_str())], 1), &doing)
     }
 
     /// The restricted group, by id or by displayName (case-insensitive; exactly one).
@@ -324,10 +378,8 @@ impl<H: Host> ScimClient<'_, H> {
             return;
         }
         if wanted.len() > 1 && !self.filters_unusable() && !self.learned.or_filter_unusable {
-            for chunk in wanted.chunks(USERS_PER_FILTER) {
-                let filter =
-                    chunk.iter().map(|(_, value)| eq_filter(attribute.name(), value)).collect::<Vec<_>>().join(" or ");
-                let doing = format!("looking up {} users by {}", chunk.len(), attribute.name());
+            for chunk in filter_chunks(attribute, wanted) {
+                let (filter, doing) = user_filter(attribute, chunk);
                 let values: Vec<&str> = chunk.iter().map(|(_, value)| *value).collect();
                 match self.filtered_users(&filter, &values, attribute, &doing) {
                     Some(Ok(users)) => {
@@ -351,13 +403,18 @@ impl<H: Host> ScimClient<'_, H> {
                 }
             }
         }
-        // One filter per user still unknown (a batch can miss users on servers that misread `or`).
+        // One filter per user still unknown (a batch can miss users on servers that misread `or`),
+        // sent together.
+        if !self.filters_unusable() {
+            let singles = wanted.iter().filter(|(index, _)| found[*index].is_none());
+            let batch = singles.map(|single| self.filter_lookup(attribute, std::slice::from_ref(single))).collect();
+            self.prefetch(batch);
+        }
         for (index, value) in wanted {
             if found[*index].is_some() || self.filters_unusable() {
                 continue;
             }
-            let doing = format!("looking up user {}", attribute.describe(value));
-            let filter = eq_filter(attribute.name(), value);
+            let (filter, doing) = user_filter(attribute, &[(*index, *value)]);
             match self.filtered_users(&filter, &[value], attribute, &doing) {
                 Some(Ok(users)) => {
                     let candidates: Vec<&User> = users.iter().collect();
@@ -435,7 +492,7 @@ impl<H: Host> ScimClient<'_, H> {
             (1, _) => Ok(Some(candidates[0].clone())),
             (_, 1) => Ok(Some((*exact[0]).clone())),
             _ => {
-                let ids: Vec<&str> = candidates.iter().map(|user| user.id.as_str()).collect();
+                let ids: Vec<String> = candidates.iter().map(|user| user.id.clone()).collect();
                 Err(ActionError::new(
                     ErrorKind::InvalidInput,
                     format!(
@@ -450,11 +507,44 @@ impl<H: Host> ScimClient<'_, H> {
         }
     }
 
+    /// Whether each user is in `group`, in as few round trips as the server allows: from each
+    /// user's own `groups` list where the server fills it; else from the group's members, read
+    /// once for everyone; else (a server that lists no members) one membership filter each,
+    /// sent together.
+    pub fn memberships(&mut self, group: &Group, users: &[&User]) -> Vec<Result<Membership, ActionError>> {
+        let without_groups: Vec<&User> = users.iter().copied().filter(|user| user.groups.is_none()).collect();
+        if !without_groups.is_empty() {
+            match self.group_members(group) {
+                Err(error) => {
+                    let failed = |user: &&User| user.groups.is_none().then(|| Err(error.clone()));
+                    return users
+                        .iter()
+                        .map(|user| failed(user).unwrap_or_else(|| self.membership(group, user)))
+                        .collect();
+                }
+                Ok(None) if !self.learned.membership_filter_unusable && !self.learned.filters_ignored => {
+                    let mut batch: Vec<Outgoing> =
+                        without_groups.iter().map(|user| self.membership_lookup(group, &user.id)).collect();
+                    if !self.learned.member_clause_honoured {
+                        batch.push(self.membership_lookup(group, NO_SUCH_MEMBER));
+                    }
+                    self.prefetch(batch);
+                }
+                Ok(_) => {}
+            }
+        }
+        users.iter().map(|user| self.membership(group, user)).collect()
+    }
+
     /// Whether `user` is in `group`: from the user's own `groups` list when the server fills it,
-    /// else a filtered group query, else the group's members.
+    /// else from the group's members when they were read already, else a filtered group query,
+    /// else the group's members.
     pub fn membership(&mut self, group: &Group, user: &User) -> Result<Membership, ActionError> {
         if let Some(groups) = &user.groups {
             return Ok(membership_of(groups.contains(&group.id)));
+        }
+        if let Some(Some(members)) = &self.learned.group_members {
+            return Ok(membership_of(members.contains(&user.id)));
         }
         if !self.learned.membership_filter_unusable && !self.learned.filters_ignored {
             match self.group_filtered_by_member(group, &user.id)? {
@@ -473,8 +563,18 @@ impl<H: Host> ScimClient<'_, H> {
 
     /// Whether the group filter `id eq G and members[value eq M]` finds the group; `None` when
     /// the server refuses or ignores the filter.
+    /// The first page of the group filter that finds `group` only when `member_id` is a member.
+    fn membership_lookup(&self, group: &Group, member_id: &str) -> Outgoing {
+        let (filter, doing) =
+            (membership_filter(self.provider.profile, group, member_id), membership_doing(group, member_id));
+        Outgoing::read(
+            &self.page_path("Groups", &[("filter", filter.as_str()), ("excludedAttributes", "members")], 1),
+            &doing,
+        )
+    }
+
     fn group_filtered_by_member(&mut self, group: &Group, member_id: &str) -> Result<Option<bool>, ActionError> {
-        let doing = format!("checking whether user {member_id} is in group {}", group.id);
+        let doing = membership_doing(group, member_id);
         let filter = membership_filter(self.provider.profile, group, member_id);
         // A server that returns members anyway shows whether it honoured the member clause.
         let same_group = |resource: &Value| {
@@ -533,6 +633,9 @@ impl<H: Host> ScimClient<'_, H> {
     /// fresh users, fresh group members.
     pub fn reread_memberships(&mut self, group: &Group, users: &[&User]) -> Vec<Result<Membership, ActionError>> {
         self.learned.group_members = None;
+        let rereads =
+            users.iter().filter(|user| user.groups.is_some()).map(|user| self.user_by_id_lookup(&user.id)).collect();
+        self.prefetch(rereads);
         users
             .iter()
             .map(|user| {
@@ -544,6 +647,22 @@ impl<H: Host> ScimClient<'_, H> {
             })
             .collect()
     }
+}
+
+fn is_projection(name: &str) -> bool {
+    name == "attributes" || name == "excludedAttributes"
+}
+
+/// `path?name=value&...`, each value percent-encoded.
+fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    match pairs {
+        [] => path.to_string(),
+        _ => format!("{path}?{}", query(pairs)),
+    }
+}
+
+fn membership_doing(group: &Group, member_id: &str) -> String {
+    format!("checking whether user {member_id} is in group {}", group.id)
 }
 
 /// The group filter that finds `group` only when `user` is a member: the RFC 7644 form, or on
@@ -576,6 +695,35 @@ fn membership_of(is_member: bool) -> Membership {
     } else {
         Membership::NotMember
     }
+}
+
+/// The filter that looks up these users by `attribute`, and what asking it is called.
+fn user_filter(attribute: Attribute, users: &[(usize, &str)]) -> (String, String) {
+    let filter = users.iter().map(|(_, value)| eq_filter(attribute.name(), value)).collect::<Vec<_>>().join(" or ");
+    let doing = match users {
+        [(_, value)] => format!("looking up user {}", attribute.describe(value)),
+        many => format!("looking up {} users by {}", many.len(), attribute.name()),
+    };
+    (filter, doing)
+}
+
+/// The users split into `or` lookups whose encoded filter stays within [`MAX_FILTER_BYTES`].
+fn filter_chunks<'u, 'v>(attribute: Attribute, users: &'u [(usize, &'v str)]) -> Vec<&'u [(usize, &'v str)]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, (_, value)) in users.iter().enumerate() {
+        // ` or ` between terms: `%20or%20`.
+        let term = percent_encode(&eq_filter(attribute.name(), value)).len() + 8;
+        if index > start && bytes + term > MAX_FILTER_BYTES {
+            chunks.push(&users[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += term;
+    }
+    if start < users.len() {
+        chunks.push(&users[start..]);
+    }
+    chunks
 }
 
 /// Server errors and unparsable answers to an `or` filter may mean the server cannot

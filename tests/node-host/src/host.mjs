@@ -24,7 +24,8 @@ export async function loadPlugin(wasmPath) {
   if (refused.length > 0) {
     throw new Error(`plugin ${wasmPath}: imports ${refused.join(', ')}, which this host does not provide`);
   }
-  if (!exports.some(([name]) => name.startsWith(`${WIT_PREFIX}actions@1.`))) {
+  const actions = exports.map(([name]) => name).find((name) => name.startsWith(`${WIT_PREFIX}actions@1.`));
+  if (!actions) {
     throw new Error(`plugin ${wasmPath}: does not export ${WIT_PREFIX}actions@1.x`);
   }
   const dir = transpileFolder(hash);
@@ -48,7 +49,8 @@ export async function loadPlugin(wasmPath) {
     if (!modules.has(name)) modules.set(name, new WebAssembly.Module(readFileSync(join(dir, name))));
     return modules.get(name);
   };
-  return { instantiate: (imports) => generated.instantiate(getCoreModule, imports) };
+  // jco binds imports by unversioned name, so one set of host functions serves 1.0 and 1.1 plugins.
+  return { witVersion: actions.split('@')[1], instantiate: (imports) => generated.instantiate(getCoreModule, imports) };
 }
 
 /** Owned by this user and not writable by group or others (its parents are not checked). */
@@ -84,12 +86,15 @@ class SyncHttp {
     this.worker.postMessage({ port: port2 }, [port2]);
   }
 
-  request(request) {
+  /** Runs the requests (each with `limit`, its provider's concurrency) and waits for all answers. */
+  requestAll(requests) {
+    if (requests.length === 0) return [];
     const signal = new Int32Array(new SharedArrayBuffer(4));
-    this.port.postMessage({ request, signal });
-    Atomics.wait(signal, 0, 0, request.timeoutMs + 5_000);
+    this.port.postMessage({ requests, signal });
+    Atomics.wait(signal, 0, 0, Math.max(...requests.map((r) => r.timeoutMs)) + 5_000);
     const received = receiveMessageOnPort(this.port);
-    return received ? received.message : { error: { tag: 'timeout', val: 'the HTTP worker did not answer' } };
+    const lost = { error: { tag: 'timeout', val: 'the HTTP worker did not answer' } };
+    return received ? received.message : requests.map(() => lost);
   }
 
   close() {
@@ -164,31 +169,53 @@ export class NodeHost {
     const secrets = endpoints.map((e) => e.token);
     const redact = (text) => secrets.reduce((t, s) => t.split(s).join('<redacted>'), text);
     let httpRequests = 0;
-    const send = (request) => {
-      let authorized;
-      try {
-        authorized = authorize(endpoints, request.idp, request.url, request.headers);
-      } catch (denied) {
-        return { tag: 'err', val: { tag: 'denied', val: redact(denied.message) } };
-      }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return { tag: 'err', val: { tag: 'timeout', val: "the action's deadline has passed" } };
-      httpRequests += 1;
-      const answer = this.http.request({
-        method: request.method.toUpperCase(),
-        url: request.url,
-        headers: Object.fromEntries([...request.headers, ['Authorization', `Bearer ${authorized.token}`]]),
-        body: request.body,
-        timeoutMs: remaining,
-        maxBytes: this.config.maxResponseBytes,
+    // Each request passes the egress rule alone and gets its provider's token; then the batch
+    // goes out together, at most `max_concurrent_requests` at a time per provider.
+    const sendAll = (requests) => {
+      const answers = new Array(requests.length);
+      const outgoing = [];
+      requests.forEach((request, index) => {
+        let authorized;
+        try {
+          authorized = authorize(endpoints, request.idp, request.url, request.headers);
+        } catch (denied) {
+          answers[index] = { tag: 'err', val: { tag: 'denied', val: redact(denied.message) } };
+          return;
+        }
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) {
+          answers[index] = { tag: 'err', val: { tag: 'timeout', val: "the action's deadline has passed" } };
+          return;
+        }
+        const provider = this.config.providers.find((p) => p.name === request.idp);
+        outgoing.push({ index, token: authorized.token, request: {
+          method: request.method.toUpperCase(),
+          url: request.url,
+          headers: Object.fromEntries([...request.headers, ['Authorization', `Bearer ${authorized.token}`]]),
+          body: request.body,
+          timeoutMs: remaining,
+          maxBytes: this.config.maxResponseBytes,
+          group: request.idp,
+          limit: provider?.max_concurrent_requests ?? 4,
+        } });
       });
-      if (answer.error) return { tag: 'err', val: { tag: answer.error.tag, val: redact(answer.error.val) } };
-      const body = Buffer.from(answer.body);
-      const scrubbed = body.includes(authorized.token) ? Buffer.from(redact(body.toString('utf8'))) : body;
-      return { tag: 'ok', val: { status: answer.status, headers: answer.headers.map(([k, v]) => [k, redact(v)]), body: new Uint8Array(scrubbed) } };
+      const results = this.http.requestAll(outgoing.map((o) => o.request));
+      outgoing.forEach(({ index, token }, n) => {
+        const answer = results[n];
+        if (answer.reached) httpRequests += 1;
+        if (answer.error) {
+          answers[index] = { tag: 'err', val: { tag: answer.error.tag, val: redact(answer.error.val) } };
+          return;
+        }
+        const body = Buffer.from(answer.body);
+        const scrubbed = body.includes(token) ? Buffer.from(redact(body.toString('utf8'))) : body;
+        answers[index] = { tag: 'ok', val: { status: answer.status, headers: answer.headers.map(([k, v]) => [k, redact(v)]), body: new Uint8Array(scrubbed) } };
+      });
+      return answers;
     };
+    const send = (request) => sendAll([request])[0];
     const own = {
-      http: { send },
+      http: { send, sendAll },
       log: { write: (level, message) => this.onLog({ level, message: redact(message) }) },
       wait: {
         sleep: (ms) => {
@@ -203,7 +230,6 @@ export class NodeHost {
     const { imports, stderr } = emptyWasi();
     for (const [name, implementation] of Object.entries(own)) {
       imports[`${WIT_PREFIX}${name}`] = implementation;
-      imports[`${WIT_PREFIX}${name}@1.0.0`] = implementation;
     }
     try {
       const root = this.plugin.instantiate(imports);

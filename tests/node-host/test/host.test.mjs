@@ -174,3 +174,31 @@ test('transpiled code is never loaded from a folder others can write', async () 
     rmSync(shared, { recursive: true, force: true });
   }
 });
+
+test('send-all: a batch goes out together and every user is changed once', async () => {
+  const host = hostFor(plugin, simulator.baseUrl);
+  try {
+    const added = host.addToGroup(['alice@corp.example', 'bob@corp.example']);
+    assert.equal(added.status, 'success', JSON.stringify(added));
+    assert.equal(added.http_requests, 3, 'the group and both users looked up in one round, then one PATCH');
+    assert.deepEqual(await members(simulator.baseUrl), ['7001', '7002']);
+    const removed = host.removeFromGroup(['alice@corp.example', 'bob@corp.example']);
+    assert.equal(removed.status, 'success', JSON.stringify(removed));
+    assert.deepEqual(await members(simulator.baseUrl), []);
+  } finally {
+    await host.close();
+  }
+});
+
+test('a component built for WIT 1.0 still runs', async () => {
+  const legacy = await loadPlugin(join(need('SOAR_FIXTURES'), 'hostile-wit-1-0.wasm'));
+  assert.equal(legacy.witVersion, '1.0.0');
+  assert.equal(plugin.witVersion, '1.1.0');
+  const host = hostFor(legacy, simulator.baseUrl, `send zpa GET ${simulator.baseUrl}/Users`);
+  try {
+    const result = host.testConnection();
+    assert.match(result.providers[0].error.message, /^status 200/);
+  } finally {
+    await host.close();
+  }
+});

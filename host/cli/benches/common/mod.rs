@@ -44,7 +44,12 @@ pub fn simulator(users: usize) -> Simulator {
 pub fn context(sim: &Simulator) -> InvocationContext {
     let base = soar_host::endpoint::parse(&sim.base_url()).unwrap();
     InvocationContext {
-        egress: Arc::new(EgressPolicy::new(vec![Endpoint { name: "zpa".into(), base, token: Secret::new(TOKEN) }])),
+        egress: Arc::new(EgressPolicy::new(vec![Endpoint {
+            name: "zpa".into(),
+            base,
+            token: Secret::new(TOKEN),
+            max_concurrent_requests: 4,
+        }])),
         http: Arc::new(HttpClient::new(HttpSettings::new(8 << 20, Duration::from_secs(10)))),
         limits: Limits::default(),
         log: Arc::new(|_| {}),
