@@ -56,7 +56,13 @@ impl Host for Imports {
     }
 
     fn send_all(&mut self, requests: Vec<host::Request>) -> Vec<Result<host::Response, host::HttpError>> {
-        let requests: Vec<http::Request> = requests.into_iter().map(to_wit_request).collect();
+        let requests: Vec<(http::Request, http::Purpose)> = requests
+            .into_iter()
+            .map(|mut request| {
+                let host::Purpose { doing, attempt, reason } = std::mem::take(&mut request.purpose);
+                (to_wit_request(request), http::Purpose { doing, attempt, reason })
+            })
+            .collect();
         http::send_all(&requests).into_iter().map(from_wit_answer).collect()
     }
 

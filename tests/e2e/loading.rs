@@ -11,14 +11,14 @@ fn cache_files(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// The cache's entries: the artefact and its tag (`.cwasm`, `.sha256`) per plugin, and the key.
+/// The cache's entries: the artefact and its tag (`.cwasm`, `.tag`) per plugin, and the key.
 fn entries(cache: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let files = cache_files(cache);
     let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(files.len(), 3, "{names:?}");
     assert!(names.contains(&"hmac.key".to_string()), "{names:?}");
     let with = |extension: &str| files.iter().find(|f| f.extension().is_some_and(|e| e == extension)).unwrap().clone();
-    (with("cwasm"), with("sha256"))
+    (with("cwasm"), with("tag"))
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn the_cache_is_private_checked_and_rebuilt_when_corrupt() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(std::fs::metadata(&artefact).unwrap().modified().unwrap(), modified, "reused, not rewritten");
 
-    // A corrupt entry is discarded and rebuilt, even when its plain digest was recomputed to match.
+    // A corrupt entry is discarded and rebuilt, even when a plain digest of it stands as its tag.
     let mut bad = good.clone();
     let middle = bad.len() / 2;
     bad[middle] ^= 0xff;
@@ -131,8 +131,11 @@ fn a_plugin_with_another_hash_is_refused() {
     assert_eq!(run.code, 0, "{run:?}");
 }
 
+/// The budget is 300 KB; new capability may spend up to 30 KB more, said in the README's
+/// performance section (concurrent batches and request purposes for the request log and trace
+/// spent 1.5 KB of it).
 #[test]
-fn the_component_stays_within_300_kb() {
+fn the_component_stays_within_its_size_budget() {
     let size = std::fs::metadata(plugin_path()).expect("the built component").len();
-    assert!(size <= 300_000, "the component is {size} bytes, over the 300 KB target");
+    assert!(size <= 330_000, "the component is {size} bytes, over the 300 KB budget and its 30 KB allowance");
 }

@@ -2,6 +2,7 @@
 
 mod actions;
 mod bad_input;
+mod distance;
 mod docs;
 mod guardrails;
 mod hardening;
@@ -9,6 +10,7 @@ mod interop;
 mod loading;
 mod manifest;
 mod matrix;
+mod operator;
 mod properties;
 mod proxy;
 mod resilience;

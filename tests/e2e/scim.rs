@@ -24,6 +24,14 @@ fn quirky(quirks: &[Quirk], members: &[&str]) -> (Simulator, std::path::PathBuf)
     (sim, config)
 }
 
+/// The ways a server says it does not take a form of request: 400, 501 (RFC 7644 §3.12), 405.
+const SAID_AS: [Option<Quirk>; 3] = [None, Some(Quirk::UnsupportedAs501), Some(Quirk::UnsupportedAs405)];
+
+/// `quirks`, refusing what they refuse in the way `said` gives.
+fn said_as(quirks: &[Quirk], said: Option<Quirk>) -> Vec<Quirk> {
+    quirks.iter().copied().chain(said).collect()
+}
+
 fn patches(sim: &Simulator) -> Vec<Value> {
     sim.requests()
         .iter()
@@ -105,8 +113,8 @@ fn short_pages_are_followed_until_total_results() {
 
 #[test]
 fn a_server_that_rejects_filters_is_read_page_by_page() {
-    for error_shape in [false, true] {
-        let (sim, config) = quirky(&[Quirk::FilterRejected], &[]);
+    for (error_shape, said) in [false, true].into_iter().flat_map(|shape| SAID_AS.map(|said| (shape, said))) {
+        let (sim, config) = quirky(&said_as(&[Quirk::FilterRejected], said), &[]);
         sim.set_quirk(Quirk::ZscalerErrors, error_shape);
         let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", CAROL]);
         assert_eq!(run.code, 0, "{run:?}");
@@ -117,15 +125,18 @@ fn a_server_that_rejects_filters_is_read_page_by_page() {
 
 #[test]
 fn remove_falls_back_to_the_entra_form_and_keeps_it() {
-    let (sim, config) = quirky(&[Quirk::RfcRemoveRejected], &[ALICE, BOB, CAROL]);
-    let run = run_with(&config, &["remove-from-group", "--user", ALICE, "--user", BOB]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let sent = patches(&sim);
-    assert_eq!(sent.len(), 2, "RFC form refused once, then Entra's: {sent:?}");
-    assert_eq!(sent[0]["Operations"][0]["path"], "members[value eq \"".to_string() + &user_id(&sim, ALICE) + "\"]");
-    assert_eq!(sent[1]["Operations"][0]["op"], "Remove");
-    assert_eq!(sent[1]["Operations"][0]["value"].as_array().unwrap().len(), 2);
-    assert_eq!(member_names(&sim), [CAROL]);
+    for said in SAID_AS {
+        let (sim, config) = quirky(&said_as(&[Quirk::RfcRemoveRejected], said), &[ALICE, BOB, CAROL]);
+        let run = run_with(&config, &["remove-from-group", "--user", ALICE, "--user", BOB]);
+        assert_eq!(run.code, 0, "{said:?} {run:?}");
+        let sent = patches(&sim);
+        assert_eq!(sent.len(), 2, "RFC form refused once, then Entra's: {sent:?}");
+        let first = format!("members[value eq \"{}\"]", user_id(&sim, ALICE));
+        assert_eq!(sent[0]["Operations"][0]["path"], first);
+        assert_eq!(sent[1]["Operations"][0]["op"], "Remove");
+        assert_eq!(sent[1]["Operations"][0]["value"].as_array().unwrap().len(), 2);
+        assert_eq!(member_names(&sim), [CAROL], "{said:?}");
+    }
 }
 
 #[test]
@@ -138,16 +149,37 @@ fn remove_uses_the_rfc_form_where_entras_is_refused() {
 }
 
 #[test]
+fn a_form_refused_with_405_or_501_is_a_fallback_and_a_server_error_is_not() {
+    // The plugin's first remove form is the RFC's: a server refusing the other one never shows it.
+    for said in SAID_AS {
+        let (sim, config) = quirky(&said_as(&[Quirk::EntraRemoveRejected, Quirk::RfcRemoveRejected], said), &[ALICE]);
+        let run = run_with(&config, &["remove-from-group", "--user", ALICE]);
+        assert_eq!((run.code, run.user_error_kind(0, 0)), (1, json!("server")), "{said:?} {run:?}");
+        assert_eq!(patches(&sim).len(), 2, "both forms tried, once each: {said:?}");
+        let status = &run.json()["providers"][0]["users"][0]["error"]["status"];
+        let expected = match said {
+            Some(Quirk::UnsupportedAs501) => 501,
+            Some(Quirk::UnsupportedAs405) => 405,
+            _ => 400,
+        };
+        assert_eq!(status, &json!(expected), "the error names what the server said");
+        assert_eq!(member_names(&sim), [ALICE]);
+    }
+}
+
+#[test]
 fn add_falls_back_to_the_path_less_zia_form() {
-    let (sim, config) = quirky(&[Quirk::PathlessAddOnly, Quirk::PatchReturns200], &[]);
-    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", BOB]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let sent = patches(&sim);
-    assert_eq!(sent.len(), 2, "{sent:?}");
-    assert_eq!(sent[0]["Operations"][0]["path"], "members");
-    assert!(sent[1]["Operations"][0].get("path").is_none());
-    assert_eq!(sent[1]["Operations"][0]["value"]["members"].as_array().unwrap().len(), 2);
-    assert_eq!(member_names(&sim), [ALICE, BOB]);
+    for said in SAID_AS {
+        let (sim, config) = quirky(&said_as(&[Quirk::PathlessAddOnly, Quirk::PatchReturns200], said), &[]);
+        let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", BOB]);
+        assert_eq!(run.code, 0, "{said:?} {run:?}");
+        let sent = patches(&sim);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0]["Operations"][0]["path"], "members");
+        assert!(sent[1]["Operations"][0].get("path").is_none());
+        assert_eq!(sent[1]["Operations"][0]["value"]["members"].as_array().unwrap().len(), 2);
+        assert_eq!(member_names(&sim), [ALICE, BOB], "{said:?}");
+    }
 }
 
 #[test]
@@ -210,13 +242,15 @@ fn a_bad_token_is_auth_failed_whether_401_or_403() {
 
 #[test]
 fn a_server_refusing_attribute_selection_is_read_whole() {
-    let (sim, config) = quirky(&[Quirk::ProjectionRejected, Quirk::NoUserGroups], &[BOB]);
-    let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", BOB]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!((run.outcome(0, 0), run.outcome(0, 1)), (json!("added"), json!("already-member")));
-    let refused = sim.requests().iter().filter(|r| r.param("excludedAttributes").is_some()).count();
-    assert_eq!(refused, 1, "asked once with excludedAttributes, then never again: {:?}", request_lines(&sim));
-    assert_eq!(member_names(&sim), [ALICE, BOB]);
+    for said in SAID_AS {
+        let (sim, config) = quirky(&said_as(&[Quirk::ProjectionRejected, Quirk::NoUserGroups], said), &[BOB]);
+        let run = run_with(&config, &["add-to-group", "--user", ALICE, "--user", BOB]);
+        assert_eq!(run.code, 0, "{said:?} {run:?}");
+        assert_eq!((run.outcome(0, 0), run.outcome(0, 1)), (json!("added"), json!("already-member")));
+        let projected = sim.requests().iter().filter(|r| r.param("excludedAttributes").is_some()).count();
+        assert_eq!(projected, 1, "refused once, then never asked again: {:?}", request_lines(&sim));
+        assert_eq!(member_names(&sim), [ALICE, BOB], "{said:?}");
+    }
 }
 
 #[test]

@@ -61,6 +61,19 @@ pub fn scratch_dir() -> PathBuf {
     dir
 }
 
+/// The forms a token takes when a server echoes it: exact, percent-encoded, base64 of the
+/// header, `\u`-escaped in JSON, and the test tokens' marker.
+pub fn token_forms(token: &str) -> Vec<String> {
+    use base64::Engine;
+    vec![
+        token.to_string(),
+        "LEAKCHECK".to_string(),
+        token.bytes().map(|b| format!("%{b:02X}")).collect(),
+        base64::engine::general_purpose::STANDARD.encode(format!("Bearer {token}")),
+        token.chars().map(|c| format!("\\u{:04x}", c as u32)).collect(),
+    ]
+}
+
 /// One `soar-host` run.
 #[derive(Debug)]
 pub struct Run {

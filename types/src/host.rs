@@ -29,6 +29,19 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// Why it is sent: for the host's request log and trace, never for the server.
+    pub purpose: Purpose,
+}
+
+/// Why a request is sent (WIT `http.purpose`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Purpose {
+    /// What the plugin is doing: "looking up user alice@corp.example".
+    pub doing: String,
+    /// 1 for the first try; 2 and up when the same request is sent again (0: not said).
+    pub attempt: u32,
+    /// Why it is sent, when it is a retry or another form of a refused request.
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 use crate::args::{Cli, OutputFormat, SimulatorArgs, UserSource};
 use crate::demo;
 use crate::output::{print_document, print_report, table};
+use crate::progress::Progress;
 use anyhow::Context;
 use scim_simulator::{generate_token, Seed, Simulator, SimulatorOptions};
 use serde_json::{json, Value};
@@ -12,13 +13,15 @@ use soar_host::cache;
 use soar_host::config::{Config, ProcessEnvironment};
 use soar_host::files;
 use soar_host::runtime::{LoadOptions, PluginRuntime};
-use soar_host::services::{LogRecord, LogSink};
+use soar_host::services::{LogRecord, LogSink, Observer, Observers, RequestLog};
+use soar_host::trace::{Recorder, TraceFile};
 use soar_types::host::LogLevel;
 use soar_types::model::ErrorKind;
 use soar_types::{Action, WIT_PACKAGE, WIT_VERSION};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Where this workspace builds the component (`scripts/build-plugin.sh`).
@@ -58,10 +61,20 @@ fn load_plugin(cli: &Cli, config: Option<&Config>) -> Result<PluginRuntime, Refu
     Ok(PluginRuntime::load_file(&path, &options)?)
 }
 
-/// Log lines on stderr, `soar-host [CORRELATION-ID] level: message`; debug lines only with
-/// `SOAR_HOST_LOG=debug`.
+/// Log lines on stderr, `soar-host [CORRELATION-ID] level: message`; debug lines (one per HTTP
+/// exchange among them) only with `SOAR_HOST_LOG=debug`.
 fn stderr_log(correlation_id: Option<String>) -> LogSink {
-    let verbose = std::env::var("SOAR_HOST_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"));
+    stderr_log_around(correlation_id, None)
+}
+
+/// Whether `SOAR_HOST_LOG=debug` asks for debug lines.
+fn debug_logging() -> bool {
+    std::env::var("SOAR_HOST_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"))
+}
+
+/// [`stderr_log`], clearing the progress line (when there is one) around each log line.
+fn stderr_log_around(correlation_id: Option<String>, progress: Option<Arc<Progress>>) -> LogSink {
+    let verbose = debug_logging();
     Arc::new(move |record: &LogRecord| {
         if record.level == LogLevel::Debug && !verbose {
             return;
@@ -73,7 +86,11 @@ fn stderr_log(correlation_id: Option<String>) -> LogSink {
             LogLevel::Error => "error",
         };
         let context = correlation_id.as_deref().map(|id| format!(" [{id}]")).unwrap_or_default();
-        eprintln!("soar-host{context} {level}: {}", record.message);
+        let print = || eprintln!("soar-host{context} {level}: {}", record.message);
+        match &progress {
+            Some(progress) => progress.suspend(print),
+            None => print(),
+        }
     })
 }
 
@@ -92,9 +109,36 @@ pub fn run_action(cli: &Cli, args: &ActionArgs, stderr: &mut dyn Write) -> Repor
         Ok(prepared) => prepared,
         Err(refusal) => return refusal_report(action_name, &refusal),
     };
+    let mut trace = match cli.trace.as_deref().map(TraceFile::create).transpose() {
+        Ok(trace) => trace.map(|file| (file, Arc::new(Recorder::default()))),
+        Err(unusable) => {
+            return refusal_report(action_name, &Refusal::new(ErrorKind::InvalidInput, unusable.to_string()))
+        }
+    };
     let _ = stderr.flush();
-    let host = ActionHost::new(Arc::new(runtime), config, stderr_log(request.correlation_id.clone()));
-    host.run(&request)
+    let deadline = Duration::from_millis(request.timeout_ms.unwrap_or(config.limits.deadline_ms));
+    let progress = Progress::on_terminal(deadline);
+    let log = stderr_log_around(request.correlation_id.clone(), progress.clone());
+    let host = ActionHost::new(Arc::new(runtime), config, log.clone());
+    let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
+    if debug_logging() {
+        observers.push(Arc::new(RequestLog(log.clone())));
+    }
+    observers.extend(progress.clone().map(|p| p as Arc<dyn Observer>));
+    observers.extend(trace.as_ref().map(|(_, recorder)| recorder.clone() as Arc<dyn Observer>));
+    let mut report = host.run_watched(&request, Some(Arc::new(Observers(observers))));
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    if let Some((file, recorder)) = trace.as_mut() {
+        if let Err(why) = file.write(&recorder.har(("soar-host", HOST_VERSION))) {
+            // The action ran; the operator must learn that its trace is missing.
+            log(&LogRecord { level: LogLevel::Error, message: why.to_string() });
+            report.document["trace_error"] = Value::String(why.to_string());
+            report.exit_code = report.exit_code.max(1);
+        }
+    }
+    report
 }
 
 fn request_of(cli: &Cli, args: &ActionArgs) -> Result<ActionRequest, Refusal> {
@@ -251,6 +295,8 @@ fn start_simulator(args: &SimulatorArgs) -> anyhow::Result<(Simulator, bool)> {
     options.faults = args.fault.clone();
     options.latency_ms = args.latency_ms.unwrap_or(0);
     options.rate_limit = args.rate_limit.map(|rate| rate as u32);
+    options.generate_users = args.generate_users.unwrap_or(0) as usize;
+    options.generate_members = args.generate_members.unwrap_or(0) as usize;
     let simulator = Simulator::start(options).context("the simulator did not start")?;
     Ok((simulator, generated))
 }

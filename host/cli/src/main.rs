@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod demo;
 mod output;
+mod progress;
 
 use args::{Command, Parsed};
 use output::print_report;

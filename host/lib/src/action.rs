@@ -9,7 +9,7 @@ use crate::egress::EgressPolicy;
 use crate::group_lock::{GroupLocks, HeldLocks, LockFailure};
 use crate::http_client::{HttpClient, HttpSettings, OriginRules};
 use crate::runtime::{Call, LoadError, PluginFailure, PluginRuntime};
-use crate::services::{InvocationContext, LogRecord, LogSink};
+use crate::services::{InvocationContext, LogRecord, LogSink, Observer};
 use serde_json::{json, Value};
 use soar_types::host::LogLevel;
 use soar_types::model::{
@@ -125,6 +125,7 @@ impl ActionHost {
             extra_roots: config.ca_certificates.clone(),
             rate_dir: cache::cache_dir(config.cache_dir.as_deref()).map(|dir| dir.join("rate")),
             proxy: config.proxy.clone(),
+            max_concurrent_requests: config.providers.iter().map(|p| p.max_concurrent_requests).max().unwrap_or(1),
             origins: config
                 .providers
                 .iter()
@@ -152,8 +153,13 @@ impl ActionHost {
 
     /// Runs one action and reports it; every refusal comes before the first request.
     pub fn run(&self, request: &ActionRequest) -> Report {
+        self.run_watched(request, None)
+    }
+
+    /// [`Self::run`], with an observer told of every exchange and wait (a trace, a progress line).
+    pub fn run_watched(&self, request: &ActionRequest, observer: Option<Arc<dyn Observer>>) -> Report {
         match self.prepare(request) {
-            Ok((call, providers)) => self.execute(request, &call, &providers),
+            Ok((call, providers)) => self.execute(request, &call, &providers, observer),
             Err(refusal) => refusal_report(Some(request.action.as_str()), &refusal),
         }
     }
@@ -197,7 +203,13 @@ impl ActionHost {
         Ok((Call { action: request.action, request: input }, providers))
     }
 
-    fn execute(&self, request: &ActionRequest, call: &Call, providers: &[&ProviderConfig]) -> Report {
+    fn execute(
+        &self,
+        request: &ActionRequest,
+        call: &Call,
+        providers: &[&ProviderConfig],
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Report {
         let changes = call.action.changes_state();
         let mut audit = match (&self.config.audit_log, changes) {
             (Some(path), true) => match AuditLog::open(path) {
@@ -227,6 +239,7 @@ impl ActionHost {
             http: self.http.clone(),
             limits,
             log: self.log.clone(),
+            observer,
         };
         let started = Instant::now();
         let dry_run = call.request.dry_run;

@@ -46,6 +46,9 @@ pub struct HttpSettings {
     /// Where the rate limits shared with other processes live (see `rate_limit`); `None` keeps
     /// them within this process.
     pub rate_dir: Option<PathBuf>,
+    /// The most requests any provider may have in flight at once (`max_concurrent_requests`):
+    /// the size of the thread pool that carries them (the thread that asks carries one).
+    pub max_concurrent_requests: usize,
 }
 
 impl HttpSettings {
@@ -57,6 +60,7 @@ impl HttpSettings {
             proxy: None,
             origins: Vec::new(),
             rate_dir: None,
+            max_concurrent_requests: crate::config::DEFAULT_MAX_CONCURRENT_REQUESTS as usize,
         }
     }
 }
@@ -66,7 +70,16 @@ pub struct HttpClient {
     plain: OnceLock<Result<ureq::Agent, String>>,
     tls: OnceLock<Result<ureq::Agent, String>>,
     limiter: RateLimiter,
+    /// How long each origin has been taking to answer (a moving average).
+    answer_times: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
+    /// Threads that carry concurrent requests, kept between batches and actions (starting a
+    /// thread per batch costs more than a loopback round trip); made on first need.
+    workers: OnceLock<Option<rayon::ThreadPool>>,
 }
+
+/// Answers faster than this are not worth overlapping: handing a request to another thread
+/// costs about as much as the exchange itself (a server on the same machine or network).
+pub const QUICK_ANSWER: Duration = Duration::from_millis(2);
 
 /// One request's end, and whether it went out at all.
 pub struct Attempt {
@@ -91,7 +104,42 @@ pub struct Outbound<'a> {
 impl HttpClient {
     pub fn new(settings: HttpSettings) -> Self {
         let limiter = RateLimiter::new(settings.rate_dir.clone());
-        HttpClient { settings, plain: OnceLock::new(), tls: OnceLock::new(), limiter }
+        HttpClient {
+            settings,
+            plain: OnceLock::new(),
+            tls: OnceLock::new(),
+            limiter,
+            answer_times: Default::default(),
+            workers: OnceLock::new(),
+        }
+    }
+
+    /// The threads that carry concurrent requests besides the asking thread; `None` when none
+    /// could be started (the requests then go one after another).
+    pub fn workers(&self) -> Option<&rayon::ThreadPool> {
+        self.workers
+            .get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(self.settings.max_concurrent_requests.saturating_sub(1).max(1))
+                    .thread_name(|n| format!("soar-host-request-{n}"))
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Notes how long an exchange with `url`'s origin took.
+    pub fn note_answer_time(&self, url: &Url, took: Duration) {
+        let mut times = self.answer_times.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let average = times.entry(endpoint::origin(url)).or_insert(took);
+        *average = (*average * 3 + took) / 4;
+    }
+
+    /// Whether `url`'s origin has been answering within [`QUICK_ANSWER`] (false until it has
+    /// answered once: a tenant far away is the case to be quick for).
+    pub fn answers_quickly(&self, url: &Url) -> bool {
+        let times = self.answer_times.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        times.get(&endpoint::origin(url)).is_some_and(|average| *average < QUICK_ANSWER)
     }
 
     pub fn settings(&self) -> &HttpSettings {

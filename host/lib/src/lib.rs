@@ -9,7 +9,8 @@
 //! - [`config`], [`egress`], [`endpoint`], [`secret`] (from `soar-host-policy`): the config file,
 //!   who may be reached and what never leaks;
 //! - [`action`]: one action from request to report;
-//! - [`audit`], [`cache`], [`group_lock`]: what the host keeps on disk.
+//! - [`audit`], [`cache`], [`group_lock`]: what the host keeps on disk;
+//! - [`trace`]: the action's exchanges as a HAR file.
 
 pub mod action;
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod http_client;
 pub mod rate_limit;
 pub mod runtime;
 pub mod services;
+pub mod trace;
 pub mod wasi;
 pub mod wit;
 

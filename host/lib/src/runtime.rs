@@ -175,6 +175,7 @@ impl PluginRuntime {
             http: Arc::new(HttpClient::new(crate::http_client::HttpSettings::new(0, Duration::from_millis(1)))),
             limits: Limits::default(),
             log,
+            observer: None,
         };
         let (result, _, _) =
             self.run(&context, |plugin, store| plugin.soar_restricted_group_actions().call_describe(store));
@@ -408,11 +409,16 @@ impl WasiView for StoreState {
 
 impl wit::HttpHost for StoreState {
     fn send(&mut self, request: wit::HttpRequest) -> Result<wit::HttpResponse, wit::HttpError> {
-        self.services.send(wit::request_from_wit(request)).map(wit::response_to_wit).map_err(wit::http_error_to_wit)
+        let request = wit::request_from_wit(request, None);
+        self.services.send(request).map(wit::response_to_wit).map_err(wit::http_error_to_wit)
     }
 
-    fn send_all(&mut self, requests: Vec<wit::HttpRequest>) -> Vec<Result<wit::HttpResponse, wit::HttpError>> {
-        let requests = requests.into_iter().map(wit::request_from_wit).collect();
+    fn send_all(
+        &mut self,
+        requests: Vec<(wit::HttpRequest, wit::HttpPurpose)>,
+    ) -> Vec<Result<wit::HttpResponse, wit::HttpError>> {
+        let requests =
+            requests.into_iter().map(|(request, purpose)| wit::request_from_wit(request, Some(purpose))).collect();
         let answers = self.services.send_all(requests);
         answers.into_iter().map(|answer| answer.map(wit::response_to_wit).map_err(wit::http_error_to_wit)).collect()
     }

@@ -17,7 +17,8 @@ wasmtime::component::bindgen!({
 
 use exports::soar::restricted_group::actions as wit_actions;
 pub use soar::restricted_group::http::{
-    Host as HttpHost, HttpError, Method as HttpMethod, Request as HttpRequest, Response as HttpResponse,
+    Host as HttpHost, HttpError, Method as HttpMethod, Purpose as HttpPurpose, Request as HttpRequest,
+    Response as HttpResponse,
 };
 pub use soar::restricted_group::log::{Host as LogHost, Level as LogLevelWit};
 use soar::restricted_group::types as t;
@@ -160,8 +161,13 @@ pub fn manifest_from_wit(manifest: wit_actions::Manifest) -> m::Manifest {
     }
 }
 
-pub fn request_from_wit(request: HttpRequest) -> plain::Request {
+/// A request and why it is sent (a 1.0 component's `send` says nothing: the default purpose).
+pub fn request_from_wit(request: HttpRequest, purpose: Option<HttpPurpose>) -> plain::Request {
+    let purpose = purpose
+        .map(|HttpPurpose { doing, attempt, reason }| plain::Purpose { doing, attempt, reason })
+        .unwrap_or_default();
     plain::Request {
+        purpose,
         idp: request.idp,
         method: match request.method {
             HttpMethod::Get => plain::Method::Get,

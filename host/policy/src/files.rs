@@ -74,6 +74,16 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> Result<(Vec<u8>, Metadata), 
 /// Opens a file to append to, created owner-only, never through a symbolic link (a dangling one
 /// would otherwise create its target).
 pub fn open_append(path: &Path) -> Result<File, FileError> {
+    open_writable(path, true)
+}
+
+/// Opens a file to write over later (a trace, once the action is done), with the rules of
+/// [`open_append`]; what it holds stays until then.
+pub fn open_to_replace(path: &Path) -> Result<File, FileError> {
+    open_writable(path, false)
+}
+
+fn open_writable(path: &Path, append: bool) -> Result<File, FileError> {
     // What is there already is named before opening (a FIFO opened for writing has no reader).
     if let Ok(existing) = std::fs::symlink_metadata(path) {
         if existing.file_type().is_symlink() {
@@ -84,7 +94,11 @@ pub fn open_append(path: &Path) -> Result<File, FileError> {
         }
     }
     let mut options = OpenOptions::new();
-    options.create(true).append(true);
+    options.create(true);
+    match append {
+        true => options.append(true),
+        false => options.write(true),
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -78,11 +78,12 @@ pub fn token_problem(token: &str) -> Option<String> {
 
 pub const REDACTED: &str = "<redacted>";
 
-/// One secret and the fixed byte strings that give it away (as written, and its base64 forms).
+/// One secret and searchers for the fixed byte strings that give it away (as written, and its
+/// base64 forms), built once: every response and every output line is scanned.
 #[derive(Clone, Debug)]
 struct Known {
     raw: Vec<u8>,
-    literals: Vec<Vec<u8>>,
+    literals: Vec<memmem::Finder<'static>>,
 }
 
 /// Replaces every known secret in text and bodies; shared by everything that prints, logs or
@@ -127,6 +128,7 @@ impl Redactor {
                 if raw.len() >= MIN_BASE64_SECRET_BYTES {
                     literals.extend(base64_cores(&raw));
                 }
+                let literals = literals.iter().map(|literal| memmem::Finder::new(literal).into_owned()).collect();
                 Known { raw, literals }
             })
             .collect();
@@ -150,7 +152,8 @@ impl Redactor {
         }
         let scrubbed = self.scrub(bytes);
         let current = scrubbed.as_deref().unwrap_or(bytes);
-        if memchr::memchr(b'\\', current).is_none() {
+        // Only `\uXXXX` and `\/` can spell a token's characters (RFC 6750 b64token) in JSON.
+        if memmem::find(current, b"\\u").is_none() && memmem::find(current, b"\\/").is_none() {
             return scrubbed;
         }
         let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(current) else {
@@ -199,7 +202,8 @@ impl Redactor {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         for known in &self.secrets {
             for literal in &known.literals {
-                spans.extend(memmem::find_iter(bytes, literal).map(|start| (start, start + literal.len())));
+                let length = literal.needle().len();
+                spans.extend(literal.find_iter(bytes).map(|start| (start, start + length)));
             }
             spans.extend(percent_encoded_spans(bytes, &known.raw));
         }

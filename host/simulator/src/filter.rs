@@ -44,6 +44,28 @@ pub struct PatchPath {
     pub sub: Option<String>,
 }
 
+impl PatchPath {
+    /// A core attribute alone: no extension, sub-attribute or filter.
+    pub fn is_plain(&self) -> bool {
+        self.attr.schema.is_none() && self.attr.sub.is_none() && self.filter.is_none() && self.sub.is_none()
+    }
+
+    /// `x` of a core `attr[value eq "x"]`, the path that names one value by its id.
+    pub fn value_filter(&self) -> Option<&str> {
+        match &self.filter {
+            Some(Filter::Compare(AttrPath { schema: None, name, sub: None }, CompareOp::Eq, Value::String(value)))
+                if self.attr.schema.is_none()
+                    && self.attr.sub.is_none()
+                    && self.sub.is_none()
+                    && name.eq_ignore_ascii_case("value") =>
+            {
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+}
+
 const CORE_SCHEMAS: &[&str] =
     &["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:core:2.0:Group"];
 
@@ -301,6 +323,19 @@ pub fn resolve<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     }
 }
 
+impl Filter {
+    /// Whether the filter reads the top-level attribute `name` (any case, any extension).
+    pub fn mentions(&self, name: &str) -> bool {
+        match self {
+            Filter::And(a, b) | Filter::Or(a, b) => a.mentions(name) || b.mentions(name),
+            Filter::Not(inner) => inner.mentions(name),
+            Filter::Present(path) | Filter::Compare(path, ..) | Filter::ValuePath(path, _) => {
+                path.name.eq_ignore_ascii_case(name)
+            }
+        }
+    }
+}
+
 pub fn matches(filter: &Filter, resource: &Value) -> bool {
     match filter {
         Filter::And(a, b) => matches(a, resource) && matches(b, resource),
@@ -322,6 +357,18 @@ pub fn matches(filter: &Filter, resource: &Value) -> bool {
     }
 }
 
+/// Two strings equal as an attribute of this case-exactness compares them, allocating only when
+/// a non-ASCII string must be lower-cased (a member filter runs this over 10,000 values).
+fn same_text(a: &str, b: &str, case_exact: bool) -> bool {
+    if case_exact || a == b {
+        return a == b;
+    }
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a.to_lowercase() == b.to_lowercase()
+}
+
 fn compare(actual: &Value, op: CompareOp, expected: &Value, case_exact: bool) -> bool {
     let as_text = |v: &Value| match v {
         Value::String(s) => Some(if case_exact { s.clone() } else { s.to_lowercase() }),
@@ -332,6 +379,7 @@ fn compare(actual: &Value, op: CompareOp, expected: &Value, case_exact: bool) ->
     match op {
         CompareOp::Eq => match (actual, expected) {
             (_, Value::Null) => actual.is_null(),
+            (Value::String(a), Value::String(b)) => same_text(a, b, case_exact),
             (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
             (Value::Bool(a), Value::Bool(b)) => a == b,
             // Some servers store booleans as strings ("active": "true").
@@ -394,6 +442,8 @@ mod tests {
         assert!(!check("title pr"));
         assert!(check(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "alice@corp.example""#));
         assert!(check(r#"id gt "6""#));
+        let team = json!({"displayName": "Équipe Restreinte"});
+        assert!(matches(&parse(r#"displayName eq "équipe restreinte""#).unwrap(), &team));
     }
 
     #[test]
@@ -404,6 +454,8 @@ mod tests {
         let filter = parse(r#"id eq "9" and members[value eq "1"]"#).unwrap();
         assert!(!matches(&filter, &group));
         assert!(matches(&parse(r#"members.value eq "7""#).unwrap(), &group));
+        assert!(filter.mentions("Members") && !filter.mentions("groups"));
+        assert!(parse(r#"not (groups[value eq "9"])"#).unwrap().mentions("groups"));
     }
 
     #[test]

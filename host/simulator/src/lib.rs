@@ -3,14 +3,15 @@
 //! list, PATCH on members answering 204), and can play the quirks and faults of other servers.
 //! `soar-host simulator` serves it for people; tests and `soar-host demo` start it in-process.
 
+pub mod directory;
 pub mod filter;
 pub mod http;
 pub mod patch;
 pub mod quirks;
 pub mod scim;
 
+use crate::directory::{Directory, Kind};
 use crate::http::{HttpRequest, Reply, Server};
-use crate::scim::{Directory, Kind};
 pub use quirks::{Fault, Quirk};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -114,6 +115,19 @@ pub struct SimulatorOptions {
     /// Above this many requests per second (a token bucket with a burst of as many), answer 429
     /// with `Retry-After: 1`, as ZIA does.
     pub rate_limit: Option<u32>,
+    /// Users `user1@corp.example` … `userN@corp.example` added to the seed.
+    pub generate_users: usize,
+    /// The first this many generated users are members of the group [`GENERATED_GROUP`]
+    /// (created when the seed has none of that name).
+    pub generate_members: usize,
+}
+
+/// The group generated users are put in.
+pub const GENERATED_GROUP: &str = "ZPA Restricted Users";
+
+/// The userName of the `n`-th generated user (from 1).
+pub fn generated_user(n: usize) -> String {
+    format!("user{n}@corp.example")
 }
 
 impl SimulatorOptions {
@@ -127,6 +141,8 @@ impl SimulatorOptions {
             tls: None,
             latency_ms: 0,
             rate_limit: None,
+            generate_users: 0,
+            generate_members: 0,
         }
     }
 }
@@ -139,6 +155,8 @@ pub struct Recorded {
     pub query: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub body: String,
+    /// How long the server took to answer it (latency and faults that stall left out).
+    pub handled: std::time::Duration,
 }
 
 impl Recorded {
@@ -161,6 +179,18 @@ pub struct Shared {
     bucket: Option<Mutex<Bucket>>,
     /// 429 answers given by the rate limit.
     throttled: std::sync::atomic::AtomicUsize,
+    /// Requests being answered now, and the most at once since the last clear.
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a request in flight while it lives.
+pub(crate) struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The rate limit's token bucket: `rate` tokens a second, at most `rate` held.
@@ -212,8 +242,24 @@ impl Shared {
             query: request.query.clone(),
             authorization: request.header("authorization").map(str::to_string),
             body: String::from_utf8_lossy(&request.body).into_owned(),
+            handled: std::time::Duration::ZERO,
         });
         requests.len()
+    }
+
+    /// Counts a request in flight until the guard is dropped.
+    pub(crate) fn in_flight(&self) -> InFlight<'_> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, SeqCst);
+        InFlight(self)
+    }
+
+    /// Notes how long the `number`-th request took to handle.
+    fn note_handled(&self, number: usize, handled: std::time::Duration) {
+        if let Some(recorded) = self.requests.lock().expect("requests lock").get_mut(number - 1) {
+            recorded.handled = handled;
+        }
     }
 
     /// How many times this method and path have been asked for, this one included.
@@ -259,6 +305,8 @@ impl Simulator {
             latency: std::time::Duration::from_millis(options.latency_ms),
             bucket: options.rate_limit.map(|rate| Mutex::new(Bucket::new(rate.max(1)))),
             throttled: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            most_in_flight: std::sync::atomic::AtomicUsize::new(0),
         });
         let simulator_seed = options.seed;
         {
@@ -278,6 +326,26 @@ impl Simulator {
                     resource["id"] = json!(id);
                 }
                 directory.insert(Kind::Group, resource);
+            }
+            if options.generate_users > 0 {
+                let mut member_ids = Vec::new();
+                for n in 1..=options.generate_users {
+                    let user = directory.insert(Kind::User, json!({"userName": generated_user(n), "active": true}));
+                    if n <= options.generate_members {
+                        member_ids.push(json!({"value": user}));
+                    }
+                }
+                match directory.named(Kind::Group, GENERATED_GROUP).first().cloned() {
+                    Some(id) => {
+                        let mut group = directory.find(Kind::Group, &id).cloned().expect("indexed");
+                        let members = group["members"].as_array().cloned().unwrap_or_default();
+                        group["members"] = json!([members, member_ids].concat());
+                        directory.replace(Kind::Group, &id, group);
+                    }
+                    None => {
+                        directory.insert(Kind::Group, json!({"displayName": GENERATED_GROUP, "members": member_ids}));
+                    }
+                }
             }
         }
         let handler_state = shared.clone();
@@ -320,27 +388,24 @@ impl Simulator {
 
     pub fn add_user_resource(&self, resource: Value) -> String {
         let mut directory = self.shared.directory.lock().expect("directory lock");
-        directory.insert(Kind::User, resource)["id"].as_str().expect("id").to_string()
+        directory.insert(Kind::User, resource)
     }
 
     /// Adds a group with these member ids; returns its id.
     pub fn add_group(&self, display_name: &str, members: &[&str]) -> String {
         let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
         let mut directory = self.shared.directory.lock().expect("directory lock");
-        directory.insert(Kind::Group, json!({"displayName": display_name, "members": members}))["id"]
-            .as_str()
-            .expect("id")
-            .to_string()
+        directory.insert(Kind::Group, json!({"displayName": display_name, "members": members}))
     }
 
     /// The id of the user with this userName (case-insensitive), read from the store directly.
     pub fn user_id_of(&self, user_name: &str) -> Option<String> {
-        self.id_where(Kind::User, "userName", user_name)
+        self.id_where(Kind::User, user_name)
     }
 
     /// The id of the first group with this displayName, read from the store directly.
     pub fn group_id_of(&self, display_name: &str) -> Option<String> {
-        self.id_where(Kind::Group, "displayName", display_name)
+        self.id_where(Kind::Group, display_name)
     }
 
     /// The userName of a user id, read from the store directly.
@@ -349,19 +414,18 @@ impl Simulator {
         directory.find(Kind::User, id).and_then(|u| u["userName"].as_str().map(str::to_string))
     }
 
-    fn id_where(&self, kind: Kind, attribute: &str, value: &str) -> Option<String> {
+    fn id_where(&self, kind: Kind, name: &str) -> Option<String> {
         let directory = self.shared.directory.lock().expect("directory lock");
-        directory
-            .list(kind)
-            .iter()
-            .find(|r| r[attribute].as_str().is_some_and(|v| v.to_lowercase() == value.to_lowercase()))
-            .and_then(|r| r["id"].as_str().map(str::to_string))
+        directory.named(kind, name).first().cloned()
     }
 
     /// The member ids of a group, in order, duplicates kept.
     pub fn members(&self, group_id: &str) -> Vec<String> {
         let directory = self.shared.directory.lock().expect("directory lock");
-        directory.find(Kind::Group, group_id).map(Directory::member_ids).unwrap_or_default()
+        directory
+            .find(Kind::Group, group_id)
+            .map(|group| directory::member_values(group).map(str::to_string).collect())
+            .unwrap_or_default()
     }
 
     /// 429 answers the rate limit gave so far.
@@ -376,6 +440,12 @@ impl Simulator {
     pub fn clear_requests(&self) {
         self.shared.requests.lock().expect("requests lock").clear();
         self.shared.attempts.lock().expect("attempts lock").clear();
+        self.shared.most_in_flight.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The most requests the server was answering at once since the last clear.
+    pub fn most_in_flight(&self) -> usize {
+        self.shared.most_in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -1,8 +1,10 @@
 //! SCIM PATCH (RFC 7644 §3.5.2) applied to a JSON resource: add, replace and remove, with
 //! plain, sub-attribute and value-filter paths, plus the value-list remove that Entra ID sends.
 
+use crate::directory::MemberChange;
 use crate::filter::{self, AttrPath, PatchPath};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatchError {
@@ -25,11 +27,7 @@ pub enum Duplicates {
 const READ_ONLY: &[&str] = &["id", "meta", "groups", "schemas"];
 
 pub fn apply(resource: &mut Value, body: &Value, duplicates: Duplicates) -> Result<(), PatchError> {
-    let schemas_ok = body
-        .get("schemas")
-        .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|v| v == "urn:ietf:params:scim:api:messages:2.0:PatchOp"));
-    if !schemas_ok {
+    if !is_patch_op(body) {
         return Err(invalid("invalidSyntax", "schemas must list urn:ietf:params:scim:api:messages:2.0:PatchOp"));
     }
     let operations = body
@@ -83,6 +81,80 @@ pub fn apply(resource: &mut Value, body: &Value, duplicates: Duplicates) -> Resu
     Ok(())
 }
 
+fn is_patch_op(body: &Value) -> bool {
+    body.get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|v| v == "urn:ietf:params:scim:api:messages:2.0:PatchOp"))
+}
+
+/// The PATCH as changes of a group's members by id, when every operation is one of the forms
+/// identity providers send: add to `members` (with a path or path-less), remove
+/// `members[value eq "…"]`, or remove listed `members` values. `None` for anything else, which
+/// [`apply`] handles (and refuses where it must).
+pub fn member_changes(body: &Value) -> Option<Vec<MemberChange<'_>>> {
+    if !is_patch_op(body) {
+        return None;
+    }
+    let is_members = |name: &str| name.eq_ignore_ascii_case("members");
+    let mut changes = Vec::new();
+    for operation in body.get("Operations")?.as_array()? {
+        let op = operation.get("op")?.as_str()?.to_ascii_lowercase();
+        let value = operation.get("value").filter(|v| !v.is_null());
+        let path = match operation.get("path") {
+            None | Some(Value::Null) => None,
+            Some(path) => Some(filter::parse_patch_path(path.as_str()?).ok()?),
+        };
+        let change = match (op.as_str(), path, value) {
+            ("add", None, Some(Value::Object(object))) if object.len() == 1 => {
+                let (key, items) = object.iter().next()?;
+                MemberChange::Add(values_by_id(items).filter(|_| is_members(key))?)
+            }
+            ("add", Some(path), Some(items)) if path.is_plain() && is_members(&path.attr.name) => {
+                MemberChange::Add(values_by_id(items)?)
+            }
+            ("remove", Some(path), None) if is_members(&path.attr.name) => {
+                MemberChange::Remove(HashSet::from([path.value_filter()?.to_string()]))
+            }
+            ("remove", Some(path), Some(items)) if path.is_plain() && is_members(&path.attr.name) => {
+                let ids = values_by_id(items)?.iter().filter_map(|item| item["value"].as_str());
+                MemberChange::Remove(ids.map(str::to_string).collect())
+            }
+            _ => return None,
+        };
+        // Removes in a row are one pass over the members (100 single removes of a group of
+        // 10,000 would otherwise walk it 100 times).
+        match (changes.last_mut(), change) {
+            (Some(MemberChange::Remove(pending)), MemberChange::Remove(more)) => pending.extend(more),
+            (_, change) => changes.push(change),
+        }
+    }
+    Some(changes)
+}
+
+/// A list of values that each name an id in `value`.
+fn values_by_id(value: &Value) -> Option<&[Value]> {
+    let items = value.as_array()?;
+    items.iter().all(|item| item.get("value").is_some_and(Value::is_string)).then_some(items.as_slice())
+}
+
+/// What makes two values of a multi-valued attribute the same: their `value`, else all of them.
+fn identity(item: &Value) -> String {
+    item.get("value").unwrap_or(item).to_string()
+}
+
+/// Appends values, skipping those already there unless duplicates are stored.
+fn append(items: &mut Vec<Value>, new: &[Value], duplicates: Duplicates) {
+    let mut known: HashSet<String> = match duplicates {
+        Duplicates::Skip => items.iter().map(identity).collect(),
+        Duplicates::Store => HashSet::new(),
+    };
+    for item in new {
+        if duplicates == Duplicates::Store || known.insert(identity(item)) {
+            items.push(item.clone());
+        }
+    }
+}
+
 fn container_mut<'a>(resource: &'a mut Value, attr: &AttrPath) -> &'a mut Map<String, Value> {
     let root = resource.as_object_mut().expect("resources are objects");
     match &attr.schema {
@@ -98,13 +170,6 @@ fn container_mut<'a>(resource: &'a mut Value, attr: &AttrPath) -> &'a mut Map<St
 /// The key under which `name` is stored (attribute names are case-insensitive).
 fn key_of(map: &Map<String, Value>, name: &str) -> String {
     map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned().unwrap_or_else(|| name.to_string())
-}
-
-fn same_item(a: &Value, b: &Value) -> bool {
-    match (a.get("value"), b.get("value")) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
 }
 
 fn set(resource: &mut Value, attr: &AttrPath, value: &Value, replace: bool, duplicates: Duplicates) {
@@ -130,18 +195,8 @@ fn set(resource: &mut Value, attr: &AttrPath, value: &Value, replace: bool, dupl
         None => {
             let existing = map.get_mut(&key);
             match (existing, value) {
-                (Some(Value::Array(items)), Value::Array(new)) if !replace => {
-                    for item in new {
-                        if duplicates == Duplicates::Store || !items.iter().any(|i| same_item(i, item)) {
-                            items.push(item.clone());
-                        }
-                    }
-                }
-                (Some(Value::Array(items)), item) if !replace && !item.is_array() => {
-                    if duplicates == Duplicates::Store || !items.iter().any(|i| same_item(i, item)) {
-                        items.push(item.clone());
-                    }
-                }
+                (Some(Value::Array(items)), Value::Array(new)) if !replace => append(items, new, duplicates),
+                (Some(Value::Array(items)), item) if !replace => append(items, std::slice::from_ref(item), duplicates),
                 (Some(Value::Object(object)), Value::Object(new)) => {
                     for (k, v) in new {
                         let k = key_of(object, k);
@@ -231,7 +286,8 @@ fn remove(resource: &mut Value, path: &PatchPath, value: Option<&Value>) -> Resu
         (None, _, None) => match (value, map.get_mut(&key)) {
             // Entra ID's form: remove the listed values only.
             (Some(Value::Array(listed)), Some(Value::Array(items))) => {
-                items.retain(|item| !listed.iter().any(|l| same_item(item, l)));
+                let listed: HashSet<String> = listed.iter().map(identity).collect();
+                items.retain(|item| !listed.contains(&identity(item)));
             }
             // RFC 7644: an unqualified multi-valued path removes every value.
             _ => {
@@ -293,6 +349,44 @@ mod tests {
         let mut g = group();
         apply(&mut g, &patch(json!([{"op": "remove", "path": "members"}])), Duplicates::Skip).unwrap();
         assert!(values(&g).is_empty());
+    }
+
+    #[test]
+    fn runs_removes_by_value_together_and_in_order_with_other_operations() {
+        let mut g = group();
+        let ops = json!([
+            {"op": "remove", "path": "members[value eq \"1\"]"},
+            {"op": "remove", "path": "members[value eq \"2\"]"},
+            {"op": "add", "path": "members", "value": [{"value": "1"}, {"value": "3"}, {"value": "3"}]},
+            {"op": "remove", "path": "members[value eq \"3\"]"},
+        ]);
+        apply(&mut g, &patch(ops), Duplicates::Skip).unwrap();
+        assert_eq!(values(&g), ["1"]);
+    }
+
+    #[test]
+    fn recognises_the_member_forms_identity_providers_send() {
+        let body = patch(json!([
+            {"op": "Add", "path": "members", "value": [{"value": "1"}]},
+            {"op": "add", "value": {"Members": [{"value": "2"}]}},
+            {"op": "remove", "path": "members[value eq \"3\"]"},
+            {"op": "remove", "path": "members", "value": [{"value": "4"}, {"value": "5"}]},
+        ]));
+        let changes = member_changes(&body).expect("member changes");
+        assert_eq!(changes.len(), 3, "the removes in a row are one");
+        assert_eq!(changes[1], MemberChange::Add(&body["Operations"][1]["value"]["Members"].as_array().unwrap()[..]));
+        let removed = ["3", "4", "5"].map(str::to_string);
+        assert_eq!(changes[2], MemberChange::Remove(HashSet::from(removed)));
+        for other in [
+            json!([{"op": "remove", "path": "members"}]),
+            json!([{"op": "replace", "path": "members", "value": [{"value": "1"}]}]),
+            json!([{"op": "remove", "path": "members[display eq \"x\"]"}]),
+            json!([{"op": "add", "value": {"members": [{"value": "1"}], "displayName": "G"}}]),
+            json!([{"op": "add", "path": "members", "value": [{"display": "no id"}]}]),
+        ] {
+            assert_eq!(member_changes(&patch(other.clone())), None, "{other}");
+        }
+        assert_eq!(member_changes(&json!({"Operations": []})), None, "no PatchOp schema");
     }
 
     #[test]

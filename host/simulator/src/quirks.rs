@@ -43,6 +43,7 @@ named! {
     Quirk {
         FilterIgnored = "filter-ignored": "ignores filter and returns every resource",
         FilterRejected = "filter-rejected": "answers 400 invalidFilter to any filter",
+        OrFilterRejected = "or-filter-rejected": "answers 400 invalidFilter to a filter that joins terms with or (single eq only, as ZIA documents)",
         RfcRemoveRejected = "rfc-remove-rejected": "answers 400 to a remove with path members[value eq \"...\"]",
         EntraRemoveRejected = "entra-remove-rejected": "answers 400 to a remove with path members and a value list",
         PathlessAddOnly = "pathless-add-only": "answers 400 to an add with path members; only {\"op\":\"add\",\"value\":{\"members\":[...]}} works",
@@ -57,6 +58,8 @@ named! {
         EchoTokenEncoded = "echo-token-encoded": "error answers echo the bearer token percent-encoded, in base64 and \\u-escaped in the JSON, and in an X-Echo header",
         ListedTwice = "listed-twice": "list answers show every resource twice",
         ProjectionRejected = "projection-rejected": "answers 400 to any attributes or excludedAttributes parameter",
+        UnsupportedAs501 = "unsupported-as-501": "refuses the forms other quirks refuse with 501 Not Implemented instead of 400",
+        UnsupportedAs405 = "unsupported-as-405": "refuses the forms other quirks refuse with 405 Method Not Allowed instead of 400",
     }
 }
 

@@ -2,116 +2,22 @@
 //! projection, POST, PUT, PATCH and DELETE, ZPA's read-only `groups` on users, and the quirks
 //! and faults of real servers when switched on.
 
-use crate::filter;
+use crate::directory::{member_values, touch, Directory, Kind, MemberChange, GROUP_SCHEMA, USER_SCHEMA};
+use crate::filter::{self, AttrPath, CompareOp, Filter};
 use crate::http::{HttpRequest, HttpResponse, Reply};
 use crate::patch::{self, Duplicates};
 use crate::quirks::{Fault, Quirk};
 use crate::Shared;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, SystemTime};
 
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const SCIM_JSON: &str = "application/scim+json";
 pub const MAX_COUNT: usize = 100;
 const DEFAULT_COUNT: usize = 100;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    User,
-    Group,
-}
-
-impl Kind {
-    fn endpoint(self) -> &'static str {
-        match self {
-            Kind::User => "Users",
-            Kind::Group => "Groups",
-        }
-    }
-
-    fn schema(self) -> &'static str {
-        match self {
-            Kind::User => USER_SCHEMA,
-            Kind::Group => GROUP_SCHEMA,
-        }
-    }
-}
-
-/// Users and groups in creation order.
-#[derive(Debug, Default)]
-pub struct Directory {
-    pub users: Vec<Value>,
-    pub groups: Vec<Value>,
-    next_id: u64,
-}
-
-impl Directory {
-    pub fn new_id(&mut self) -> String {
-        loop {
-            self.next_id += 1;
-            let id = (7_000_000 + self.next_id).to_string();
-            if self.find(Kind::User, &id).is_none() && self.find(Kind::Group, &id).is_none() {
-                return id;
-            }
-        }
-    }
-
-    pub fn list(&self, kind: Kind) -> &Vec<Value> {
-        match kind {
-            Kind::User => &self.users,
-            Kind::Group => &self.groups,
-        }
-    }
-
-    fn list_mut(&mut self, kind: Kind) -> &mut Vec<Value> {
-        match kind {
-            Kind::User => &mut self.users,
-            Kind::Group => &mut self.groups,
-        }
-    }
-
-    pub fn find(&self, kind: Kind, id: &str) -> Option<&Value> {
-        self.list(kind).iter().find(|r| r["id"] == id)
-    }
-
-    fn find_mut(&mut self, kind: Kind, id: &str) -> Option<&mut Value> {
-        self.list_mut(kind).iter_mut().find(|r| r["id"] == id)
-    }
-
-    /// The ids in a group's `members`, in order (duplicates kept).
-    pub fn member_ids(group: &Value) -> Vec<String> {
-        group["members"]
-            .as_array()
-            .map(|m| m.iter().filter_map(|i| i["value"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
-    }
-
-    /// Inserts a resource, assigning an id and meta when it has none.
-    pub fn insert(&mut self, kind: Kind, mut resource: Value) -> Value {
-        let id = match resource.get("id").and_then(Value::as_str) {
-            Some(id) => id.to_string(),
-            None => self.new_id(),
-        };
-        let now = now_rfc3339();
-        let object = resource.as_object_mut().expect("resources are objects");
-        object.insert("id".into(), json!(id));
-        object.insert("schemas".into(), json!([kind.schema()]));
-        object.insert(
-            "meta".into(),
-            json!({"resourceType": match kind { Kind::User => "User", Kind::Group => "Group" },
-                   "created": now, "lastModified": now, "version": "W/\"1\""}),
-        );
-        self.list_mut(kind).push(resource.clone());
-        resource
-    }
-}
-
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
 
 struct Answer {
     status: u16,
@@ -121,13 +27,14 @@ struct Answer {
 
 enum Body {
     Empty,
-    Json(Box<Value>),
-    /// JSON written out already (with escapes a serialiser would not choose).
+    /// Serialised JSON, which the body faults may garble.
+    Json(Vec<u8>),
+    /// JSON written out by hand (with escapes a serialiser would not choose).
     Raw(Vec<u8>),
 }
 
-fn answer(status: u16, body: Value) -> Answer {
-    Answer { status, body: Body::Json(Box::new(body)), headers: Vec::new() }
+fn answer(status: u16, body: impl Serialize) -> Answer {
+    Answer { status, body: Body::Json(serde_json::to_vec(&body).expect("JSON serialises")), headers: Vec::new() }
 }
 
 fn no_content() -> Answer {
@@ -158,6 +65,18 @@ impl Shared {
         answer(status, body)
     }
 
+    /// A form of request a quirk makes the server refuse: 400 with `scim_type`, or 501 or 405
+    /// (without one) when a quirk says the server puts it that way.
+    fn unsupported(&self, request: &HttpRequest, scim_type: &str, detail: &str) -> Answer {
+        if self.has(Quirk::UnsupportedAs501) {
+            return self.error(request, 501, None, detail);
+        }
+        if self.has(Quirk::UnsupportedAs405) {
+            return self.error(request, 405, None, detail);
+        }
+        self.error(request, 400, Some(scim_type), detail)
+    }
+
     /// The request's token, echoed in forms a naive redactor misses.
     fn echo_token_encoded(&self, request: &HttpRequest, status: u16, mut body: Value) -> Answer {
         use base64::Engine;
@@ -176,6 +95,7 @@ impl Shared {
 
     pub fn handle(&self, request: HttpRequest) -> Reply {
         let number = self.record(&request);
+        let _in_flight = self.in_flight();
         std::thread::sleep(self.latency);
         if let Some(bucket) = &self.bucket {
             if !bucket.lock().expect("bucket lock").take() {
@@ -188,11 +108,14 @@ impl Shared {
         if let Some(reply) = self.fault_before(&request, number) {
             return reply;
         }
+        let started = std::time::Instant::now();
         let answer = self.route(&request);
         if self.has_fault(Fault::DropAfterChange) && request.method == "PATCH" && (200..300).contains(&answer.status) {
             return cut_off_answer();
         }
-        self.render(answer)
+        let reply = self.render(answer);
+        self.note_handled(number, started.elapsed());
+        reply
     }
 
     fn render(&self, answer: Answer) -> Reply {
@@ -202,10 +125,9 @@ impl Shared {
                 headers.push(("Content-Type".into(), SCIM_JSON.into()));
                 raw
             }
-            Body::Json(value) => {
+            Body::Json(mut bytes) => {
                 let content_type = if self.has_fault(Fault::WrongContentType) { "text/html" } else { SCIM_JSON };
                 headers.push(("Content-Type".into(), content_type.into()));
-                let mut bytes = serde_json::to_vec_pretty(&value).expect("JSON serialises");
                 if self.has_fault(Fault::MalformedJson) {
                     bytes.truncate(bytes.len() / 2);
                     bytes.extend_from_slice(b"<oops");
@@ -310,12 +232,7 @@ impl Shared {
         }
         let projected = request.param("attributes").is_some() || request.param("excludedAttributes").is_some();
         if projected && self.has(Quirk::ProjectionRejected) {
-            return self.error(
-                request,
-                400,
-                Some("invalidValue"),
-                "attributes and excludedAttributes are not supported",
-            );
+            return self.unsupported(request, "invalidValue", "attributes and excludedAttributes are not supported");
         }
         let kind = kinds[0];
         match (method.as_str(), segments.get(1).map(|s| crate::http::percent_decode(s)).as_deref()) {
@@ -379,40 +296,79 @@ impl Shared {
         scheme.eq_ignore_ascii_case("bearer") && token.trim() == self.token
     }
 
-    /// A resource as the server shows it: users get their read-only `groups`, locations filled.
-    fn present(&self, directory: &Directory, kind: Kind, resource: &Value) -> Value {
-        let mut shown = resource.clone();
-        let id = resource["id"].as_str().unwrap_or_default().to_string();
-        shown["meta"]["location"] = json!(format!("{}/{}/{id}", self.base_url(), kind.endpoint()));
-        match kind {
-            Kind::User if !self.has(Quirk::NoUserGroups) && !self.has(Quirk::NoMembership) => {
-                let groups: Vec<Value> = directory
-                    .groups
-                    .iter()
-                    .filter(|g| Directory::member_ids(g).contains(&id))
-                    .map(|g| {
-                        json!({"value": g["id"], "display": g["displayName"], "type": "direct",
-                               "$ref": format!("{}/Groups/{}", self.base_url(), g["id"].as_str().unwrap_or_default())})
-                    })
-                    .collect();
-                shown["groups"] = json!(groups);
-            }
-            Kind::Group if self.has(Quirk::NoMembership) => {
-                shown.as_object_mut().expect("object").remove("members");
-            }
-            _ => {}
+    /// A resource as the server shows it: users get their read-only `groups`, locations filled,
+    /// `attributes` / `excludedAttributes` applied. Serialised from the store as it stands, so a
+    /// group of 10,000 members is never copied to be shown.
+    fn present<'a>(
+        &self,
+        directory: &Directory,
+        kind: Kind,
+        resource: &'a Value,
+        projection: Projection<'a>,
+    ) -> Shown<'a> {
+        let id = resource["id"].as_str().unwrap_or_default();
+        let users_carry_groups = !self.has(Quirk::NoUserGroups) && !self.has(Quirk::NoMembership);
+        let groups = (kind == Kind::User && users_carry_groups && projection.keeps("groups")).then(|| {
+            directory
+                .groups_of(id)
+                .iter()
+                .filter_map(|group_id| directory.find(Kind::Group, group_id))
+                .map(|g| {
+                    json!({"value": g["id"], "display": g["displayName"], "type": "direct",
+                           "$ref": format!("{}/Groups/{}", self.base_url(), g["id"].as_str().unwrap_or_default())})
+                })
+                .collect()
+        });
+        Shown {
+            resource: resource.as_object().expect("resources are objects"),
+            projection,
+            hide_members: kind == Kind::Group && self.has(Quirk::NoMembership),
+            location: format!("{}/{}/{id}", self.base_url(), kind.endpoint()),
+            groups,
         }
-        shown
+    }
+
+    /// The resources a filter can match, from the indexes (`None`: every resource must be tried).
+    fn candidates(directory: &Directory, kind: Kind, filter: &Filter) -> Option<Vec<String>> {
+        let name_attribute = match kind {
+            Kind::User => "userName",
+            Kind::Group => "displayName",
+        };
+        match filter {
+            Filter::Compare(AttrPath { schema: None, name, sub: None }, CompareOp::Eq, Value::String(value)) => {
+                if name.eq_ignore_ascii_case("id") {
+                    Some(directory.find(kind, value).map(|_| vec![value.clone()]).unwrap_or_default())
+                } else if name.eq_ignore_ascii_case(name_attribute) {
+                    Some(directory.named(kind, value).to_vec())
+                } else if name.eq_ignore_ascii_case("externalId") {
+                    Some(directory.with_external(kind, value).to_vec())
+                } else {
+                    None
+                }
+            }
+            Filter::Or(a, b) => {
+                let mut ids = Shared::candidates(directory, kind, a)?;
+                ids.extend(Shared::candidates(directory, kind, b)?);
+                Some(ids)
+            }
+            Filter::And(a, b) => {
+                Shared::candidates(directory, kind, a).or_else(|| Shared::candidates(directory, kind, b))
+            }
+            _ => None,
+        }
     }
 
     fn list(&self, request: &HttpRequest, kinds: &[Kind], params: &ListParams) -> Answer {
         let filter = match params.filter.as_deref() {
             None => None,
             Some(_) if self.has(Quirk::FilterRejected) => {
-                return self.error(request, 400, Some("invalidFilter"), "filtering is not supported")
+                return self.unsupported(request, "invalidFilter", "filtering is not supported")
             }
             Some(text) if self.has(Quirk::NoMembership) && text.to_ascii_lowercase().contains("members") => {
-                return self.error(request, 400, Some("invalidFilter"), "cannot filter on members")
+                return self.unsupported(request, "invalidFilter", "cannot filter on members")
+            }
+            Some(text) if self.has(Quirk::OrFilterRejected) && text.to_ascii_lowercase().contains(" or ") => {
+                return self.unsupported(request, "invalidFilter", "only single eq filters are supported")
             }
             Some(_) if self.has(Quirk::FilterIgnored) => None,
             Some(text) => match filter::parse(text) {
@@ -423,19 +379,42 @@ impl Shared {
         let page_cap = if self.has(Quirk::LoweredCount) { 2 } else { MAX_COUNT };
         let count = params.count.unwrap_or(DEFAULT_COUNT).min(page_cap);
         let directory = self.directory.lock().expect("directory lock");
-        let shown: Vec<Value> = kinds
-            .iter()
-            .flat_map(|&kind| directory.list(kind).iter().map(move |r| (kind, r)))
-            .map(|(kind, r)| self.present(&directory, kind, r))
-            .filter(|r| filter.as_ref().is_none_or(|f| filter::matches(f, r)))
-            .flat_map(|r| if self.has(Quirk::ListedTwice) { vec![r.clone(), r] } else { vec![r] })
-            .collect();
-        let total = shown.len();
-        let page: Vec<Value> = shown
+        // Every matching resource, by reference and in creation order; only the page is copied.
+        let mut matched: Vec<(Kind, &Value)> = Vec::new();
+        for &kind in kinds {
+            let Some(filter) = &filter else {
+                matched.extend(directory.all(kind).map(|r| (kind, r)));
+                continue;
+            };
+            // A filter on what the server computes (users' groups, locations) reads the resource
+            // as shown; any other reads it as stored, without copying a group's members.
+            let computed = filter.mentions("meta") || (kind == Kind::User && filter.mentions("groups"));
+            let keep = |resource: &&Value| match computed {
+                true => {
+                    filter::matches(filter, &json!(self.present(&directory, kind, resource, Projection::default())))
+                }
+                false => filter::matches(filter, resource),
+            };
+            match Shared::candidates(&directory, kind, filter) {
+                Some(mut ids) => {
+                    ids.sort_by_key(|id| directory.position(kind, id));
+                    ids.dedup();
+                    let found = ids.iter().filter_map(|id| directory.find(kind, id));
+                    matched.extend(found.filter(keep).map(|r| (kind, r)));
+                }
+                None => matched.extend(directory.all(kind).filter(keep).map(|r| (kind, r))),
+            }
+        }
+        if self.has(Quirk::ListedTwice) {
+            matched = matched.into_iter().flat_map(|item| [item, item]).collect();
+        }
+        let total = matched.len();
+        let projection = Projection { attributes: params.attributes.as_deref(), excluded: params.excluded.as_deref() };
+        let page: Vec<Shown> = matched
             .into_iter()
             .skip(params.start_index - 1)
             .take(count)
-            .map(|r| project(r, params.attributes.as_deref(), params.excluded.as_deref()))
+            .map(|(kind, r)| self.present(&directory, kind, r, projection))
             .collect();
         answer(200, list_of(page, params.start_index, Some(total)))
     }
@@ -445,8 +424,9 @@ impl Shared {
         match directory.find(kind, id) {
             Some(resource) => {
                 let params = ListParams::from_query(request).unwrap_or_default();
-                let shown = self.present(&directory, kind, resource);
-                answer(200, project(shown, params.attributes.as_deref(), params.excluded.as_deref()))
+                let projection =
+                    Projection { attributes: params.attributes.as_deref(), excluded: params.excluded.as_deref() };
+                answer(200, self.present(&directory, kind, resource, projection))
             }
             None => self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint())),
         }
@@ -473,10 +453,7 @@ impl Shared {
                 let Some(user_name) = resource.get("userName").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
                     return Err(self.error(request, 400, Some("invalidValue"), "userName is required"));
                 };
-                let taken = directory.users.iter().any(|u| {
-                    u["id"].as_str() != own_id
-                        && u["userName"].as_str().is_some_and(|n| n.to_lowercase() == user_name.to_lowercase())
-                });
+                let taken = directory.named(Kind::User, user_name).iter().any(|id| Some(id.as_str()) != own_id);
                 if taken {
                     return Err(self.error(
                         request,
@@ -490,17 +467,18 @@ impl Shared {
                 if resource.get("displayName").and_then(Value::as_str).is_none_or(str::is_empty) {
                     return Err(self.error(request, 400, Some("invalidValue"), "displayName is required"));
                 }
-                for member in Directory::member_ids(resource) {
-                    if directory.find(Kind::User, &member).is_none() && directory.find(Kind::Group, &member).is_none() {
-                        return Err(self.error(
-                            request,
-                            400,
-                            Some("invalidValue"),
-                            &format!("no member with id {member}"),
-                        ));
-                    }
+                for member in member_values(resource) {
+                    self.member_exists(request, directory, member)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A group member must be a user or a group of this tenant.
+    fn member_exists(&self, request: &HttpRequest, directory: &Directory, member: &str) -> Result<(), Answer> {
+        if directory.find(Kind::User, member).is_none() && directory.find(Kind::Group, member).is_none() {
+            return Err(self.error(request, 400, Some("invalidValue"), &format!("no member with id {member}")));
         }
         Ok(())
     }
@@ -518,10 +496,9 @@ impl Shared {
         if let Err(answer) = self.validate(request, &directory, kind, &resource, None) {
             return answer;
         }
-        let stored = directory.insert(kind, resource);
-        let shown = self.present(&directory, kind, &stored);
-        let location = shown["meta"]["location"].as_str().unwrap_or_default().to_string();
-        let mut created = answer(201, shown);
+        let id = directory.insert(kind, resource);
+        let mut created = self.stored(&directory, kind, &id, 201);
+        let location = format!("{}/{}/{id}", self.base_url(), kind.endpoint());
         created.headers.push(("Location".into(), location));
         created
     }
@@ -532,22 +509,26 @@ impl Shared {
             Err(answer) => return answer,
         };
         let mut directory = self.directory.lock().expect("directory lock");
-        let Some(existing) = directory.find(kind, id).cloned() else {
+        let Some(existing) = directory.find(kind, id) else {
             return self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint()));
         };
-        object.insert("id".into(), existing["id"].clone());
-        object.insert("meta".into(), existing["meta"].clone());
-        object.insert("schemas".into(), existing["schemas"].clone());
+        for kept in ["id", "meta", "schemas"] {
+            object.insert(kept.into(), existing[kept].clone());
+        }
         object.remove("groups");
-        let resource = Value::Object(object);
+        let mut resource = Value::Object(object);
         if let Err(answer) = self.validate(request, &directory, kind, &resource, Some(id)) {
             return answer;
         }
-        let stored = directory.find_mut(kind, id).expect("found above");
-        *stored = resource;
-        touch(stored);
-        let stored = stored.clone();
-        answer(200, self.present(&directory, kind, &stored))
+        touch(&mut resource);
+        directory.replace(kind, id, resource);
+        self.stored(&directory, kind, id, 200)
+    }
+
+    /// A stored resource shown whole, as a write answers.
+    fn stored(&self, directory: &Directory, kind: Kind, id: &str, status: u16) -> Answer {
+        let resource = directory.find(kind, id).expect("just stored");
+        answer(status, self.present(directory, kind, resource, Projection::default()))
     }
 
     fn patch(&self, request: &HttpRequest, kind: Kind, id: &str) -> Answer {
@@ -561,11 +542,13 @@ impl Shared {
             }
         }
         let mut directory = self.directory.lock().expect("directory lock");
-        let Some(existing) = directory.find(kind, id).cloned() else {
+        let duplicates = if self.has(Quirk::DuplicateMembers) { Duplicates::Store } else { Duplicates::Skip };
+        if let Some(changes) = patch::member_changes(&body).filter(|_| kind == Kind::Group) {
+            return self.change_members(request, &mut directory, id, &changes, duplicates);
+        }
+        let Some(mut updated) = directory.find(kind, id).cloned() else {
             return self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint()));
         };
-        let mut updated = existing.clone();
-        let duplicates = if self.has(Quirk::DuplicateMembers) { Duplicates::Store } else { Duplicates::Skip };
         if let Err(error) = patch::apply(&mut updated, &body, duplicates) {
             return self.error(request, 400, Some(error.scim_type), &error.detail);
         }
@@ -573,11 +556,39 @@ impl Shared {
             return answer;
         }
         touch(&mut updated);
-        *directory.find_mut(kind, id).expect("found above") = updated.clone();
+        directory.replace(kind, id, updated);
         if kind == Kind::Group && !self.has(Quirk::PatchReturns200) {
             return no_content();
         }
-        answer(200, self.present(&directory, kind, &updated))
+        self.stored(&directory, kind, id, 200)
+    }
+
+    /// A PATCH of a group's members by id, done in place (see [`Directory::change_members`]).
+    fn change_members(
+        &self,
+        request: &HttpRequest,
+        directory: &mut Directory,
+        id: &str,
+        changes: &[MemberChange],
+        duplicates: Duplicates,
+    ) -> Answer {
+        if directory.find(Kind::Group, id).is_none() {
+            return self.error(request, 404, None, &format!("Groups {id} not found"));
+        }
+        let added = changes.iter().flat_map(|change| match change {
+            MemberChange::Add(items) => *items,
+            MemberChange::Remove(_) => &[],
+        });
+        for member in added.filter_map(|item| item["value"].as_str()) {
+            if let Err(answer) = self.member_exists(request, directory, member) {
+                return answer;
+            }
+        }
+        directory.change_members(id, changes, duplicates);
+        if self.has(Quirk::PatchReturns200) {
+            return self.stored(directory, Kind::Group, id, 200);
+        }
+        no_content()
     }
 
     /// The PATCH forms a quirk makes the server refuse.
@@ -597,10 +608,9 @@ impl Shared {
                 _ => false,
             };
             if refused {
-                return Some(self.error(
+                return Some(self.unsupported(
                     request,
-                    400,
-                    Some("invalidPath"),
+                    "invalidPath",
                     &format!("this server does not accept that {op} form"),
                 ));
             }
@@ -610,27 +620,11 @@ impl Shared {
 
     fn delete(&self, request: &HttpRequest, kind: Kind, id: &str) -> Answer {
         let mut directory = self.directory.lock().expect("directory lock");
-        let before = directory.list(kind).len();
-        directory.list_mut(kind).retain(|r| r["id"] != id);
-        if directory.list(kind).len() == before {
+        if !directory.remove(kind, id) {
             return self.error(request, 404, None, &format!("{} {id} not found", kind.endpoint()));
-        }
-        for group in directory.groups.iter_mut() {
-            if let Some(members) = group.get_mut("members").and_then(Value::as_array_mut) {
-                members.retain(|m| m["value"] != id);
-            }
         }
         no_content()
     }
-}
-
-fn touch(resource: &mut Value) {
-    let version = resource["meta"]["version"]
-        .as_str()
-        .and_then(|v| v.trim_start_matches("W/\"").trim_end_matches('"').parse::<u64>().ok())
-        .unwrap_or(1);
-    resource["meta"]["lastModified"] = json!(now_rfc3339());
-    resource["meta"]["version"] = json!(format!("W/\"{}\"", version + 1));
 }
 
 /// List and projection parameters, from a query string or a `.search` body.
@@ -677,21 +671,76 @@ fn attribute_names(list: &[String]) -> Vec<String> {
 }
 
 /// `attributes` keeps only the named top-level attributes (and `id`, `schemas`, `meta`);
-/// `excludedAttributes` drops the named ones.
-fn project(mut resource: Value, attributes: Option<&[String]>, excluded: Option<&[String]>) -> Value {
-    let object = resource.as_object_mut().expect("resources are objects");
-    if let Some(keep) = attributes {
-        object.retain(|k, _| ["id", "schemas", "meta"].contains(&k.as_str()) || keep.contains(&k.to_ascii_lowercase()));
-    }
-    if let Some(drop) = excluded {
-        object.retain(|k, _| k == "id" || k == "schemas" || !drop.contains(&k.to_ascii_lowercase()));
-    }
-    resource
+/// `excludedAttributes` drops the named ones (never `id` or `schemas`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Projection<'a> {
+    attributes: Option<&'a [String]>,
+    excluded: Option<&'a [String]>,
 }
 
-fn list_of(resources: Vec<Value>, start_index: usize, total: Option<usize>) -> Value {
-    json!({"schemas": [LIST_SCHEMA], "totalResults": total.unwrap_or(resources.len()),
-           "startIndex": start_index, "itemsPerPage": resources.len(), "Resources": resources})
+impl Projection<'_> {
+    fn keeps(&self, key: &str) -> bool {
+        let lower = key.to_ascii_lowercase();
+        let asked =
+            self.attributes.is_none_or(|keep| ["id", "schemas", "meta"].contains(&key) || keep.contains(&lower));
+        let dropped = self.excluded.is_some_and(|drop| key != "id" && key != "schemas" && drop.contains(&lower));
+        asked && !dropped
+    }
+}
+
+/// See [`Shared::present`].
+struct Shown<'a> {
+    resource: &'a Map<String, Value>,
+    projection: Projection<'a>,
+    hide_members: bool,
+    location: String,
+    /// A user's groups, computed (`None`: not shown).
+    groups: Option<Vec<Value>>,
+}
+
+impl Serialize for Shown<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.resource {
+            let hidden = (self.hide_members && key == "members") || (self.groups.is_some() && key == "groups");
+            if hidden || !self.projection.keeps(key) {
+                continue;
+            }
+            match (key.as_str(), value) {
+                ("meta", Value::Object(meta)) => {
+                    let mut meta = meta.clone();
+                    meta.insert("location".into(), json!(self.location));
+                    map.serialize_entry(key, &meta)?;
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        if let Some(groups) = &self.groups {
+            map.serialize_entry("groups", groups)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListResponse<T> {
+    schemas: [&'static str; 1],
+    total_results: usize,
+    start_index: usize,
+    items_per_page: usize,
+    #[serde(rename = "Resources")]
+    resources: Vec<T>,
+}
+
+fn list_of<T: Serialize>(resources: Vec<T>, start_index: usize, total: Option<usize>) -> ListResponse<T> {
+    ListResponse {
+        schemas: [LIST_SCHEMA],
+        total_results: total.unwrap_or(resources.len()),
+        start_index,
+        items_per_page: resources.len(),
+        resources,
+    }
 }
 
 fn service_provider_config(base_url: &str) -> Value {

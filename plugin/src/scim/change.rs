@@ -2,7 +2,7 @@
 //! (it would lose concurrent changes) and never a `remove` of `members` without a filter or a
 //! value (it empties the group).
 
-use crate::scim::client::{is_fatal, Outgoing, ScimClient, Sent};
+use crate::scim::client::{is_fatal, says_unsupported, Outgoing, ScimClient, Sent};
 use crate::scim::lookup::Membership;
 use crate::scim::response::{Group, User};
 use serde_json::{json, Value};
@@ -63,6 +63,8 @@ struct Rounds {
     resends_left: u32,
     /// A 409 on add is followed by one re-read, never more.
     conflict_checked: bool,
+    /// Why the chunk is sent again, once it is (for the host's request log).
+    resent_because: Option<&'static str>,
 }
 
 /// Why membership is read again in the middle of a change.
@@ -91,7 +93,7 @@ impl<H: Host> ScimClient<'_, H> {
         group: &Group,
         users: &[&User],
     ) -> Vec<Result<UserOutcome, ActionError>> {
-        let rounds = Rounds { resends_left: self.provider.max_retries, conflict_checked: false };
+        let rounds = Rounds { resends_left: self.provider.max_retries, conflict_checked: false, resent_because: None };
         let chunks: Vec<&[&User]> = users.chunks(MEMBERS_PER_PATCH).collect();
         let mut outcomes = Vec::with_capacity(users.len());
         for (index, chunk) in chunks.iter().enumerate() {
@@ -117,19 +119,27 @@ impl<H: Host> ScimClient<'_, H> {
             Change::Add => UserOutcome::Added,
             Change::Remove => UserOutcome::Removed,
         };
-        let error = match self.patch_either_form(change, group, users) {
+        let error = match self.patch_either_form(change, group, users, rounds.resent_because) {
             Ok(()) => return vec![Ok(done); users.len()],
             Err(PatchFailure::MaybeApplied { error, wait_ms }) => {
                 if rounds.resends_left == 0 || !self.wait_before_resending(wait_ms, &error.message) {
                     return vec![Err(self.remember_if_fatal(error)); users.len()];
                 }
-                let rounds = Rounds { resends_left: rounds.resends_left - 1, ..rounds };
+                let rounds = Rounds {
+                    resends_left: rounds.resends_left - 1,
+                    resent_because: Some("the answer to the change was lost; membership read again"),
+                    ..rounds
+                };
                 return self.change_after_doubt(change, group, users, Doubt::AnswerLost, rounds);
             }
             Err(PatchFailure::Refused(error)) => error,
         };
         if change == Change::Add && error.status == Some(409) && !rounds.conflict_checked {
-            let rounds = Rounds { conflict_checked: true, ..rounds };
+            let rounds = Rounds {
+                conflict_checked: true,
+                resent_because: Some("the add met a conflict (HTTP 409); membership read again"),
+                ..rounds
+            };
             return self.change_after_doubt(change, group, users, Doubt::Conflict(error), rounds);
         }
         if users.len() > 1 && !is_fatal(error.kind) && error.kind != ErrorKind::GroupNotFound {
@@ -140,14 +150,25 @@ impl<H: Host> ScimClient<'_, H> {
         vec![Err(error); users.len()]
     }
 
-    /// PATCH with the form that worked so far; on 400, once with the other form, which is kept
-    /// for the rest of the action when it works.
-    fn patch_either_form(&mut self, change: Change, group: &Group, users: &[&User]) -> Result<(), PatchFailure> {
+    /// PATCH with the form that worked so far; when the server does not take it (400, 405, 501),
+    /// once with the other form, which is kept for the rest of the action when it works.
+    fn patch_either_form(
+        &mut self,
+        change: Change,
+        group: &Group,
+        users: &[&User],
+        resent_because: Option<&str>,
+    ) -> Result<(), PatchFailure> {
         let alternate = self.alternate_form(change);
-        match self.patch(change, group, users, alternate) {
-            Err(PatchFailure::Refused(error)) if error.status == Some(400) => {
+        let mut first = self.patch_request(change, group, users, alternate);
+        first.reason = resent_because.map(str::to_string);
+        match self.patch(group, first) {
+            Err(PatchFailure::Refused(error)) if error.status.is_some_and(says_unsupported) => {
                 self.log(LogLevel::Info, &format!("{}; trying the other PATCH form", error.message));
-                self.patch(change, group, users, !alternate)?;
+                let status = error.status.unwrap_or_default();
+                let other = self.patch_request(change, group, users, !alternate);
+                let reason = format!("the server refused the previous PATCH form (HTTP {status})");
+                self.patch(group, other.because(reason))?;
                 match change {
                     Change::Add => self.learned.add_without_path = !alternate,
                     Change::Remove => self.learned.remove_with_value_list = !alternate,
@@ -189,8 +210,7 @@ impl<H: Host> ScimClient<'_, H> {
         Outgoing::change(Method::Patch, &path, &body, lock_retry, &doing)
     }
 
-    fn patch(&mut self, change: Change, group: &Group, users: &[&User], alternate: bool) -> Result<(), PatchFailure> {
-        let outgoing = self.patch_request(change, group, users, alternate);
+    fn patch(&mut self, group: &Group, outgoing: Outgoing) -> Result<(), PatchFailure> {
         let doing = outgoing.doing.clone();
         let response = match self.send_change(outgoing) {
             Ok(Sent::Answer(response)) => response,
@@ -222,6 +242,7 @@ impl<H: Host> ScimClient<'_, H> {
         if let Doubt::Conflict(conflict) = &doubt {
             self.log(LogLevel::Info, &format!("{}; reading membership again", conflict.message));
         }
+        self.explain_next(rounds.resent_because.unwrap_or("membership read again"));
         let memberships = self.reread_memberships(group, users);
         let mut results: Vec<Option<Result<UserOutcome, ActionError>>> = vec![None; users.len()];
         let mut pending = Vec::new();
@@ -254,9 +275,15 @@ impl<H: Host> ScimClient<'_, H> {
 mod tests {
     use super::*;
     use crate::scim::scripted::{provider, Scripted};
+    use soar_types::host::Request;
     use soar_types::model::Provider;
 
     fn add_alice(answers: Vec<(u16, Value)>) -> (Vec<Result<UserOutcome, ActionError>>, Vec<String>) {
+        let (outcomes, seen) = add_alice_seen(answers);
+        (outcomes, seen.iter().map(|request| format!("{:?} {}", request.method, request.url)).collect())
+    }
+
+    fn add_alice_seen(answers: Vec<(u16, Value)>) -> (Vec<Result<UserOutcome, ActionError>>, Vec<Request>) {
         let provider =
             Provider { restricted_group: None, restricted_group_id: Some("g1".into()), max_retries: 2, ..provider() };
         let group = Group { id: "g1".into(), display_name: None };
@@ -268,7 +295,7 @@ mod tests {
         };
         let mut server = Scripted::new(answers);
         let outcomes = ScimClient::new(&mut server, &provider, 0).add_members(&group, &[&alice]);
-        (outcomes, server.lines())
+        (outcomes, server.seen)
     }
 
     #[test]
@@ -284,6 +311,31 @@ mod tests {
         let (outcomes, seen) = add_alice(vec![(503, Value::Null), (204, Value::Null)]);
         assert_eq!(outcomes, [Ok(UserOutcome::Added)]);
         assert_eq!(seen, ["Patch https://scim.example/v2/Groups/g1", "Patch https://scim.example/v2/Groups/g1"]);
+    }
+
+    #[test]
+    fn the_other_form_follows_a_refused_form_and_nothing_else() {
+        let bodies = |seen: &[Request]| -> Vec<Value> {
+            seen.iter().map(|r| serde_json::from_slice(r.body.as_deref().unwrap()).unwrap()).collect()
+        };
+        for status in [400, 405, 501] {
+            let (outcomes, seen) = add_alice_seen(vec![(status, Value::Null), (204, Value::Null)]);
+            assert_eq!(outcomes, [Ok(UserOutcome::Added)], "{status}");
+            assert_eq!(bodies(&seen), [add_with_path(&["u1"]), add_without_path(&["u1"])], "{status}");
+        }
+        for status in [401, 403, 404, 409, 413, 500] {
+            // A 409 is followed by a read of the user, still outside, and one more try.
+            let alice_outside = json!({"id": "u1", "userName": "alice@corp.example", "groups": []});
+            let answers = vec![(status, Value::Null), (200, alice_outside), (status, Value::Null)];
+            let (outcomes, seen) = add_alice_seen(answers);
+            assert!(outcomes[0].is_err(), "{status}: {outcomes:?}");
+            let patches: Vec<Value> =
+                bodies(&seen.into_iter().filter(|r| r.method == Method::Patch).collect::<Vec<_>>());
+            assert!(
+                patches.iter().all(|body| *body == add_with_path(&["u1"])),
+                "{status} keeps its meaning: {patches:?}"
+            );
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::scim::response::{is_json_content_type, parse_error_body, quote, retry_after_ms};
 use serde_json::Value;
-use soar_types::host::{Host, HttpError, LogLevel, Method, Request, Response};
+use soar_types::host::{Host, HttpError, LogLevel, Method, Purpose, Request, Response};
 use soar_types::model::{ActionError, ErrorKind, Profile, Provider};
 
 const SCIM_JSON: &str = "application/scim+json";
@@ -47,6 +47,8 @@ pub struct ScimClient<'a, H: Host> {
     fatal: Option<ActionError>,
     /// Answers sent ahead for the steps to come (see [`ScimClient::prefetch`]).
     prefetched: Vec<(Outgoing, Result<Sent, ActionError>)>,
+    /// Why the next requests are sent, when a refusal or an ignored filter made them the way on.
+    reason_for_next: Option<String>,
 }
 
 /// A request the client sends, and how its failures are treated.
@@ -61,6 +63,8 @@ pub struct Outgoing {
     pub lock_retry: bool,
     /// What the request is for, in messages: "looking up user alice@corp.example".
     pub doing: String,
+    /// Why it is sent when it stands in for a refused form, for the host's request log.
+    pub reason: Option<String>,
 }
 
 impl Outgoing {
@@ -72,7 +76,14 @@ impl Outgoing {
             change: false,
             lock_retry: false,
             doing: doing.to_string(),
+            reason: None,
         }
+    }
+
+    /// The same request, sent because of `reason` (another form after a refusal, say).
+    pub fn because(mut self, reason: String) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     pub fn change(method: Method, path: &str, body: &Value, lock_retry: bool, doing: Doing) -> Self {
@@ -83,6 +94,7 @@ impl Outgoing {
             change: true,
             lock_retry,
             doing: doing.to_string(),
+            reason: None,
         }
     }
 
@@ -116,6 +128,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
             retry_after_cap_ms,
             fatal: None,
             prefetched: Vec::new(),
+            reason_for_next: None,
         }
     }
 
@@ -137,10 +150,30 @@ impl<'a, H: Host> ScimClient<'a, H> {
     /// any answer the server finally gave, whatever its status, or the error that kept it from
     /// answering.
     pub fn send_read(&mut self, path_and_query: &str, doing: Doing) -> Result<Response, ActionError> {
-        match self.send_one(Outgoing::read(path_and_query, doing))? {
+        self.read(Outgoing::read(path_and_query, doing))
+    }
+
+    /// [`Self::send_read`] of a request that stands in for a refused one.
+    pub fn send_read_because(
+        &mut self,
+        path_and_query: &str,
+        doing: Doing,
+        reason: &str,
+    ) -> Result<Response, ActionError> {
+        self.read(Outgoing::read(path_and_query, doing).because(reason.to_string()))
+    }
+
+    fn read(&mut self, outgoing: Outgoing) -> Result<Response, ActionError> {
+        match self.send_one(outgoing)? {
             Sent::Answer(response) => Ok(response),
             Sent::MaybeApplied { error, .. } => Err(error),
         }
+    }
+
+    /// Says why the next requests sent are sent (the fallback a refusal leads to), for the
+    /// host's request log; requests that carry their own reason keep it.
+    pub fn explain_next(&mut self, reason: &str) {
+        self.reason_for_next = Some(reason.to_string());
     }
 
     /// Sends a change. Retries only what the server cannot have acted on (429, 503, and a 409
@@ -156,6 +189,14 @@ impl<'a, H: Host> ScimClient<'a, H> {
             return self.prefetched.swap_remove(index).1;
         }
         self.send_batch(vec![outgoing]).pop().expect("one answer per request")
+    }
+
+    /// Sends a request (or takes its answer sent ahead) and keeps the answer for the step that
+    /// will make it: a look at what is coming, at no extra request.
+    pub fn peek(&mut self, outgoing: Outgoing) -> Result<Sent, ActionError> {
+        let answer = self.send_one(outgoing.clone());
+        self.prefetched.push((outgoing, answer.clone()));
+        answer
     }
 
     /// Sends requests that the steps to come will make, all at once, and keeps their answers
@@ -181,6 +222,9 @@ impl<'a, H: Host> ScimClient<'a, H> {
     fn send_batch(&mut self, batch: Vec<Outgoing>) -> Vec<Result<Sent, ActionError>> {
         let mut ended: Vec<Option<Result<Sent, ActionError>>> = vec![None; batch.len()];
         let mut attempts = vec![0u32; batch.len()];
+        let explained = self.reason_for_next.take();
+        let mut reasons: Vec<Option<String>> =
+            batch.iter().map(|outgoing| outgoing.reason.clone().or_else(|| explained.clone())).collect();
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         while !pending.is_empty() {
             if let Some(fatal) = &self.fatal {
@@ -189,7 +233,17 @@ impl<'a, H: Host> ScimClient<'a, H> {
                 }
                 break;
             }
-            let requests = pending.iter().map(|&index| self.request(&batch[index])).collect();
+            let requests = pending
+                .iter()
+                .map(|&index| {
+                    let purpose = Purpose {
+                        doing: batch[index].doing.clone(),
+                        attempt: attempts[index] + 1,
+                        reason: reasons[index].clone(),
+                    };
+                    self.request(&batch[index], purpose)
+                })
+                .collect();
             let outcomes = self.host.send_all(requests);
             let mut retrying: Vec<(usize, u64, Result<Response, HttpError>)> = Vec::new();
             for (&index, outcome) in pending.iter().zip(outcomes) {
@@ -223,9 +277,9 @@ impl<'a, H: Host> ScimClient<'a, H> {
                 break;
             };
             for (index, _, outcome) in &retrying {
-                let message =
-                    format!("{}: {}; retrying in {wait_ms} ms", batch[*index].doing, describe_attempt(outcome));
-                self.log(LogLevel::Warn, &message);
+                let said = describe_attempt(outcome);
+                self.log(LogLevel::Warn, &format!("{}: {said}; retrying in {wait_ms} ms", batch[*index].doing));
+                reasons[*index] = Some(format!("retry after {said}"));
             }
             if !self.host.sleep(wait_ms) {
                 for (index, wait_ms, outcome) in retrying {
@@ -244,7 +298,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
     }
 
     /// The host request for an outgoing one.
-    fn request(&self, outgoing: &Outgoing) -> Request {
+    fn request(&self, outgoing: &Outgoing, purpose: Purpose) -> Request {
         let mut headers = vec![("Accept".to_string(), ACCEPT.to_string())];
         if outgoing.body.is_some() {
             headers.push(("Content-Type".to_string(), SCIM_JSON.to_string()));
@@ -255,6 +309,7 @@ impl<'a, H: Host> ScimClient<'a, H> {
             url: self.url(&outgoing.path_and_query),
             headers,
             body: outgoing.body.clone(),
+            purpose,
         }
     }
 
@@ -412,6 +467,14 @@ impl<'a, H: Host> ScimClient<'a, H> {
     pub fn protocol_error(&self, doing: Doing, what: &str) -> ActionError {
         ActionError::new(ErrorKind::Protocol, format!("{}: {what} while {doing}", self.idp()))
     }
+}
+
+/// Whether an answer means "not in this form": 400 (a filter, syntax or path the server does not
+/// take), 405 or 501 (RFC 7644 §3.12: an operation the server does not implement). Every fallback
+/// to another form of a request keys on this; 401/403, 404, 409, 413, 429 and the other 5xx keep
+/// their own meaning.
+pub fn says_unsupported(status: u16) -> bool {
+    matches!(status, 400 | 405 | 501)
 }
 
 /// Errors that every later request to the same provider would share (bad token, TLS, deadline,

@@ -2,7 +2,7 @@
 //! the server allows; every answer is checked so that a server that ignores filters never
 //! makes us act on the wrong object.
 
-use crate::scim::client::{Doing, Outgoing, ScimClient};
+use crate::scim::client::{is_fatal, says_unsupported, Doing, Outgoing, ScimClient, Sent};
 use crate::scim::response::{
     multi_valued_values, parse_error_body, parse_group, parse_list, parse_user, string_attr, Group, ListPage, User,
 };
@@ -16,6 +16,12 @@ pub const MAX_PAGES: u32 = 100;
 /// The longest encoded filter of an `or` lookup: with the base URL and paging, the request line
 /// stays under the 8 KB that servers and proxies commonly accept.
 pub const MAX_FILTER_BYTES: usize = 6_000;
+/// Users asked for in one `or` lookup at most: the answer fits one page of any server (ZPA's
+/// pages hold 100).
+pub const MAX_USERS_PER_FILTER: usize = 100;
+/// Users still unknown above which reading every user (page by page, pages sent together) is
+/// weighed against one filter each.
+const SCAN_AT_LEAST: usize = 10;
 /// A member id no server holds, to see whether a server honours the member clause of a filter.
 const NO_SUCH_MEMBER: &str = "restricted-group-plugin-no-such-member-0c7d91";
 
@@ -46,7 +52,8 @@ pub type Found = Result<Option<User>, ActionError>;
 
 impl<H: Host> ScimClient<'_, H> {
     /// `GET {path}?{params}`. `attributes` and `excludedAttributes` only save bandwidth: a server
-    /// that refuses them (400) is asked again without, and never again with them.
+    /// that does not take them (400 not about the filter, 405, 501) is asked again without, and
+    /// never again with them.
     fn get(
         &mut self,
         path: &str,
@@ -57,13 +64,14 @@ impl<H: Host> ScimClient<'_, H> {
         let response = self.send_read(&self.read_path(path, params), doing)?;
         let about_filter =
             parse_error_body(&response.body).scim_type.is_some_and(|t| t.eq_ignore_ascii_case("invalidFilter"));
-        if response.status != 400 || !projected || self.learned.projection_refused || about_filter {
+        if !says_unsupported(response.status) || !projected || self.learned.projection_refused || about_filter {
             return Ok(response);
         }
         self.learned.projection_refused = true;
-        self.log(LogLevel::Info, "the server refuses attributes/excludedAttributes; reading whole resources");
+        let refused = format!("the server refused attributes/excludedAttributes (HTTP {})", response.status);
+        self.log(LogLevel::Info, &format!("{refused}; reading whole resources"));
         let plain: Vec<(&str, &str)> = params.iter().copied().filter(|(name, _)| !is_projection(name)).collect();
-        self.send_read(&with_query(path, &plain), doing)
+        self.send_read_because(&with_query(path, &plain), doing, &refused)
     }
 
     /// `path?params` as [`Self::get`] first sends it: without projection once the server refused it.
@@ -82,11 +90,12 @@ impl<H: Host> ScimClient<'_, H> {
         self.read_path(&format!("/{resource}"), &paged)
     }
 
-    /// `GET /{resource}?{params}`; with a filter, 400 and 501 mean the filter is refused.
+    /// `GET /{resource}?{params}`; with a filter, an answer that it is not taken (400, 405, 501)
+    /// means the filter is refused.
     fn get_list(&mut self, resource: &str, params: &[(&str, &str)], doing: Doing) -> Result<ListAnswer, ActionError> {
         let filtered = params.iter().any(|(name, _)| *name == "filter");
         let response = self.get(&format!("/{resource}"), params, doing)?;
-        if filtered && (response.status == 400 || response.status == 501) {
+        if filtered && says_unsupported(response.status) {
             let why = self.status_error(&response, doing).message;
             self.log(LogLevel::Info, &format!("the server refused the filter: {why}"));
             return Ok(ListAnswer::FilterRejected);
@@ -117,11 +126,13 @@ impl<H: Host> ScimClient<'_, H> {
     /// Pages through `/{resource}?{params}` from the first item, handing each page's resources
     /// to `visit` until it returns false. Follows short pages (servers may lower `count`) until
     /// `totalResults`; past [`MAX_PAGES`] it fails with `lookup-limit`.
+    /// `eager`: once the first page tells how many there are, the others are sent together.
     fn for_each_page(
         &mut self,
         resource: &str,
         params: &[(&str, &str)],
         doing: Doing,
+        eager: bool,
         // `dyn`: one copy of the paging code, not one per caller.
         visit: &mut dyn FnMut(&[Value]) -> bool,
     ) -> Result<bool, ActionError> {
@@ -143,7 +154,15 @@ impl<H: Host> ScimClient<'_, H> {
             if !visit(&page.resources) {
                 return Ok(true);
             }
-            start_index += page.resources.len() as u64;
+            let length = page.resources.len() as u64;
+            if let (true, 1, Some(total)) = (eager, start_index, page.total_results) {
+                let starts =
+                    (1..MAX_PAGES as u64).map(|n| 1 + n * length).take_while(|start| length > 0 && *start <= total);
+                let batch =
+                    starts.map(|start| Outgoing::read(&self.page_path(resource, params, start), doing)).collect();
+                self.prefetch(batch);
+            }
+            start_index += length;
             let seen = start_index - 1;
             // Short pages are not the end (servers may lower `count`): `totalResults` is, or an empty page.
             if page.resources.is_empty() || page.total_results.is_some_and(|total| seen >= total) {
@@ -167,11 +186,34 @@ impl<H: Host> ScimClient<'_, H> {
         resource: &str,
         excluded: Option<&str>,
         doing: Doing,
+        eager: bool,
         mut visit: impl FnMut(&Value) -> bool,
     ) -> Result<(), ActionError> {
         let params: Vec<(&str, &str)> = excluded.map(|e| ("excludedAttributes", e)).into_iter().collect();
-        self.for_each_page(resource, &params, doing, &mut |items| !items.iter().any(&mut visit))?;
+        self.for_each_page(resource, &params, doing, eager, &mut |items| !items.iter().any(&mut visit))?;
         Ok(())
+    }
+
+    /// Whether reading every user takes fewer requests than `lookups` filters: the first page
+    /// (kept for the reading) tells how many pages there are.
+    fn reading_every_user_is_cheaper(&mut self, lookups: usize) -> bool {
+        let first = Outgoing::read(&self.page_path("Users", &[], 1), "counting the users");
+        let Ok(Sent::Answer(response)) = self.peek(first) else {
+            return false;
+        };
+        let Ok(page) = serde_json::from_slice::<Value>(&response.body)
+            .map_err(drop)
+            .and_then(|body| parse_list(&body).map_err(drop))
+        else {
+            return false;
+        };
+        match (page.total_results, page.resources.len() as u64) {
+            (Some(total), length) if length > 0 => {
+                let pages = total.div_ceil(length);
+                pages < lookups as u64 && pages <= u64::from(MAX_PAGES)
+            }
+            _ => false,
+        }
     }
 
     /// A filtered query, every page of it; each resource must pass `accept` (the filter checked
@@ -188,7 +230,7 @@ impl<H: Host> ScimClient<'_, H> {
         params.extend(excluded.map(|e| ("excludedAttributes", e)));
         let mut matched = Vec::new();
         let mut ignored = false;
-        let answered = self.for_each_page(resource, &params, doing, &mut |items| {
+        let answered = self.for_each_page(resource, &params, doing, false, &mut |items| {
             if items.iter().all(accept) {
                 matched.extend(items.iter().cloned());
                 true
@@ -198,9 +240,13 @@ impl<H: Host> ScimClient<'_, H> {
             }
         })?;
         Ok(match (answered, ignored) {
-            (false, _) => Filtered::Rejected,
+            (false, _) => {
+                self.explain_next(&format!("the server refused the filter {filter}"));
+                Filtered::Rejected
+            }
             (true, true) => {
                 self.log(LogLevel::Info, &format!("{doing}: the answer ignores the filter"));
+                self.explain_next(&format!("the server ignored the filter {filter}"));
                 Filtered::Ignored
             }
             (true, false) => Filtered::Matched(matched),
@@ -274,7 +320,7 @@ impl<H: Host> ScimClient<'_, H> {
         // A refused or ignored filter, or none found (the server may compare case-sensitively):
         // read every group and compare here.
         if matches.is_empty() {
-            self.scan("Groups", Some("members"), &doing, |resource| {
+            self.scan("Groups", Some("members"), &doing, false, |resource| {
                 if let Some(group) = parse_group(resource) {
                     if same_text(group.display_name.as_deref(), &name) {
                         matches.push(group);
@@ -404,14 +450,17 @@ impl<H: Host> ScimClient<'_, H> {
             }
         }
         // One filter per user still unknown (a batch can miss users on servers that misread `or`),
-        // sent together.
-        if !self.filters_unusable() {
+        // sent together; or, when that is fewer requests, every user read page by page.
+        let unknown = wanted.iter().filter(|(index, _)| found[*index].is_none()).count();
+        let read_everyone =
+            !self.filters_unusable() && unknown > SCAN_AT_LEAST && self.reading_every_user_is_cheaper(unknown);
+        if !self.filters_unusable() && !read_everyone {
             let singles = wanted.iter().filter(|(index, _)| found[*index].is_none());
             let batch = singles.map(|single| self.filter_lookup(attribute, std::slice::from_ref(single))).collect();
             self.prefetch(batch);
         }
         for (index, value) in wanted {
-            if found[*index].is_some() || self.filters_unusable() {
+            if found[*index].is_some() || self.filters_unusable() || read_everyone {
                 continue;
             }
             let (filter, doing) = user_filter(attribute, &[(*index, *value)]);
@@ -432,7 +481,7 @@ impl<H: Host> ScimClient<'_, H> {
         }
         let doing = format!("reading every user to find {} by {}", remaining.len(), attribute.name());
         let mut candidates: Vec<Vec<User>> = vec![Vec::new(); remaining.len()];
-        let scanned = self.scan("Users", None, &doing, |resource| {
+        let scanned = self.scan("Users", None, &doing, remaining.len() > SCAN_AT_LEAST, |resource| {
             if let Some(user) = parse_user(resource) {
                 for (slot, (_, value)) in remaining.iter().enumerate() {
                     if attribute.matches(&user, value) {
@@ -515,14 +564,16 @@ impl<H: Host> ScimClient<'_, H> {
         let without_groups: Vec<&User> = users.iter().copied().filter(|user| user.groups.is_none()).collect();
         if !without_groups.is_empty() {
             match self.group_members(group) {
-                Err(error) => {
+                Err(error) if is_fatal(error.kind) => {
                     let failed = |user: &&User| user.groups.is_none().then(|| Err(error.clone()));
                     return users
                         .iter()
                         .map(|user| failed(user).unwrap_or_else(|| self.membership(group, user)))
                         .collect();
                 }
-                Ok(None) if !self.learned.membership_filter_unusable && !self.learned.filters_ignored => {
+                // No members listed, or too many to read (larger than the host takes, say): the
+                // membership filters instead.
+                Err(_) | Ok(None) if !self.learned.membership_filter_unusable && !self.learned.filters_ignored => {
                     let mut batch: Vec<Outgoing> =
                         without_groups.iter().map(|user| self.membership_lookup(group, &user.id)).collect();
                     if !self.learned.member_clause_honoured {
@@ -530,7 +581,7 @@ impl<H: Host> ScimClient<'_, H> {
                     }
                     self.prefetch(batch);
                 }
-                Ok(_) => {}
+                Err(_) | Ok(_) => {}
             }
         }
         users.iter().map(|user| self.membership(group, user)).collect()
@@ -714,7 +765,7 @@ fn filter_chunks<'u, 'v>(attribute: Attribute, users: &'u [(usize, &'v str)]) ->
     for (index, (_, value)) in users.iter().enumerate() {
         // ` or ` between terms: `%20or%20`.
         let term = percent_encode(&eq_filter(attribute.name(), value)).len() + 8;
-        if index > start && bytes + term > MAX_FILTER_BYTES {
+        if index > start && (bytes + term > MAX_FILTER_BYTES || index - start == MAX_USERS_PER_FILTER) {
             chunks.push(&users[start..index]);
             (start, bytes) = (index, 0);
         }
@@ -783,6 +834,7 @@ mod tests {
     use super::*;
     use crate::scim::scripted::{provider, Scripted};
     use serde_json::json;
+    use soar_types::host::HttpError;
     use soar_types::model::Provider;
 
     fn page(ids: &[&str], total: Option<u64>) -> Value {
@@ -832,12 +884,25 @@ mod tests {
     }
 
     #[test]
+    fn members_too_many_to_read_are_asked_about_by_filter() {
+        let found = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]});
+        let none = json!({"totalResults": 0, "Resources": []});
+        let too_large = HttpError::TooLarge("the answer exceeds 8388608 bytes".into());
+        let mut server = Scripted::answering(vec![Err(too_large), Ok((200, found)), Ok((200, none))]);
+        let provider = provider();
+        let user = user_without_groups();
+        let memberships = ScimClient::new(&mut server, &provider, 0).memberships(&restricted_group(), &[&user]);
+        assert_eq!(memberships, [Ok(Membership::Member)]);
+        assert!(server.seen[1].url.contains("members%5Bvalue%20eq%20%22u1%22%5D"), "{:?}", server.lines());
+    }
+
+    #[test]
     fn without_total_results_pages_are_read_until_an_empty_one() {
         let mut server = Scripted::ok(vec![page(&["a"], None), page(&["b"], None), page(&[], None)]);
         let provider = provider();
         let mut scim = ScimClient::new(&mut server, &provider, 0);
         let mut ids = Vec::new();
-        scim.scan("Users", None, "reading", |r| {
+        scim.scan("Users", None, "reading", false, |r| {
             ids.push(string_attr(r, "id").unwrap());
             false
         })
@@ -854,7 +919,7 @@ mod tests {
         let mut server = Scripted::ok(answers);
         let provider = provider();
         let mut scim = ScimClient::new(&mut server, &provider, 0);
-        let error = scim.scan("Users", None, "reading every user", |_| false).unwrap_err();
+        let error = scim.scan("Users", None, "reading every user", false, |_| false).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Protocol);
         assert!(error.message.contains("same page"), "{}", error.message);
         assert_eq!(server.seen.len(), 2);

@@ -6,13 +6,18 @@ use soar_types::host::{Host, HttpError, LogLevel, Request, Response};
 use soar_types::model::{Profile, Provider};
 
 pub struct Scripted {
-    answers: Vec<(u16, Value)>,
+    answers: Vec<Result<(u16, Value), HttpError>>,
     pub seen: Vec<Request>,
 }
 
 impl Scripted {
     /// Answers with these statuses and bodies in order (`Value::Null`: no body).
     pub fn new(answers: Vec<(u16, Value)>) -> Self {
+        Self::answering(answers.into_iter().map(Ok).collect())
+    }
+
+    /// Answers, or fails as the host would, in order.
+    pub fn answering(answers: Vec<Result<(u16, Value), HttpError>>) -> Self {
         Scripted { answers, seen: Vec::new() }
     }
 
@@ -30,7 +35,7 @@ impl Scripted {
 impl Host for Scripted {
     fn send(&mut self, request: Request) -> Result<Response, HttpError> {
         self.seen.push(request);
-        let (status, body) = self.answers.remove(0);
+        let (status, body) = self.answers.remove(0)?;
         let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
         Ok(Response { status, headers: Vec::new(), body })
     }

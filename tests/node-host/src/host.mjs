@@ -170,11 +170,12 @@ export class NodeHost {
     const redact = (text) => secrets.reduce((t, s) => t.split(s).join('<redacted>'), text);
     let httpRequests = 0;
     // Each request passes the egress rule alone and gets its provider's token; then the batch
-    // goes out together, at most `max_concurrent_requests` at a time per provider.
+    // goes out together, at most `max_concurrent_requests` at a time per provider. Each comes
+    // with its purpose (why it is sent), which this host does not log.
     const sendAll = (requests) => {
       const answers = new Array(requests.length);
       const outgoing = [];
-      requests.forEach((request, index) => {
+      requests.forEach(([request], index) => {
         let authorized;
         try {
           authorized = authorize(endpoints, request.idp, request.url, request.headers);
@@ -213,7 +214,7 @@ export class NodeHost {
       });
       return answers;
     };
-    const send = (request) => sendAll([request])[0];
+    const send = (request) => sendAll([[request, null]])[0];
     const own = {
       http: { send, sendAll },
       log: { write: (level, message) => this.onLog({ level, message: redact(message) }) },

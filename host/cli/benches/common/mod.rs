@@ -53,6 +53,7 @@ pub fn context(sim: &Simulator) -> InvocationContext {
         http: Arc::new(HttpClient::new(HttpSettings::new(8 << 20, Duration::from_secs(10)))),
         limits: Limits::default(),
         log: Arc::new(|_| {}),
+        observer: None,
     }
 }
 
