@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 const GLOBAL_USAGE: &str =
-    "soar-host [--plugin FILE] [--config FILE] [--output json|table] [--correlation-id ID] COMMAND";
+    "soar-host [--plugin FILE] [--config FILE] [--output json|table] [--correlation-id ID] [--trace FILE] COMMAND";
 const USERS_HELP: &str = "\
 USERS: one or more of  --user USER  |  --users-file FILE  (one USER a line; '-' reads standard input)
 USER:  an email (the SCIM userName)  |  id:SCIM_ID  |  external:EXTERNAL_ID";
@@ -34,6 +34,9 @@ pub struct Cli {
     /// A SOAR incident or run id, echoed in the result and every log line.
     #[arg(long, value_name = "ID", value_parser = correlation_id)]
     pub correlation_id: Option<String>,
+    /// Writes the action's HTTP exchanges to FILE as a HAR 1.2 archive (token scrubbed, bodies capped at 64 KiB).
+    #[arg(long, value_name = "FILE", value_parser = NonEmptyStringValueParser::new().map(PathBuf::from))]
+    pub trace: Option<PathBuf>,
     /// The host's version, the WIT version and the plugin's name and version.
     #[arg(long, short = 'V')]
     pub version: bool,
@@ -78,7 +81,7 @@ pub enum Command {
     Describe,
     /// Serves a ZPA-like SCIM endpoint on loopback until interrupted; prints {"base_url","token"} when ready.
     #[command(
-        override_usage = "soar-host [GLOBAL OPTIONS] simulator [--listen ADDR] [--token-env NAME] [--seed FILE] [--quirk NAME]... [--fault NAME]...\n                     [--latency-ms N] [--rate-limit N]",
+        override_usage = "soar-host [GLOBAL OPTIONS] simulator [--listen ADDR] [--token-env NAME] [--seed FILE] [--quirk NAME]... [--fault NAME]...\n                     [--latency-ms N] [--rate-limit N] [--generate-users N [--generate-members M]]",
         after_help = simulator_help()
     )]
     Simulator(SimulatorArgs),
@@ -152,6 +155,12 @@ pub struct SimulatorArgs {
     /// Answer 429 with Retry-After: 1 above N requests per second (a token bucket with a burst of N), as ZIA does.
     #[arg(long, value_name = "N", value_parser = bounded(config::Bound { key: "--rate-limit", min: 1, max: 100_000 }))]
     pub rate_limit: Option<u64>,
+    /// Add N users, user1@corp.example ... userN@corp.example, and the group "ZPA Restricted Users".
+    #[arg(long, value_name = "N", value_parser = bounded(config::Bound { key: "--generate-users", min: 1, max: 1_000_000 }))]
+    pub generate_users: Option<u64>,
+    /// Put the first M generated users in "ZPA Restricted Users".
+    #[arg(long, value_name = "M", value_parser = bounded(config::Bound { key: "--generate-members", min: 0, max: 1_000_000 }))]
+    pub generate_members: Option<u64>,
 }
 
 fn simulator_help() -> String {
@@ -239,13 +248,14 @@ pub fn command() -> clap::Command {
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: Vec<OsString>) -> Parsed {
+    let named = named_command(&args);
     let matches = match command().no_binary_name(true).try_get_matches_from(args) {
         Ok(matches) => matches,
-        Err(error) => return from_clap_error(&error),
+        Err(error) => return from_clap_error(&error, named),
     };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(error) => return from_clap_error(&error),
+        Err(error) => return from_clap_error(&error, named),
     };
     if cli.command.is_none() && !cli.version {
         return Parsed::Refused { refusal: usage("no command given"), command: None, show_usage: true };
@@ -287,10 +297,21 @@ fn failing_command(error: &clap::Error) -> Option<String> {
     rest.split_whitespace().next().map(str::to_string)
 }
 
-fn from_clap_error(error: &clap::Error) -> Parsed {
+/// The first argument that names a command: the action a refusal is reported for when clap's
+/// error does not say (a value out of range).
+fn named_command(args: &[OsString]) -> Option<String> {
+    let commands = command();
+    args.iter()
+        .filter_map(|arg| arg.to_str())
+        .find(|arg| commands.get_subcommands().any(|sub| sub.get_name() == *arg))
+        .map(str::to_string)
+}
+
+fn from_clap_error(error: &clap::Error, named: Option<String>) -> Parsed {
     let command = failing_command(error);
+    let reported = command.clone().or(named);
     let refusal =
-        |message: String| Parsed::Refused { refusal: usage(message), command: command.clone(), show_usage: false };
+        |message: String| Parsed::Refused { refusal: usage(message), command: reported.clone(), show_usage: false };
     let argument = context(error, ContextKind::InvalidArg).unwrap_or_default();
     let option = argument.split([' ', '=']).next().unwrap_or_default().to_string();
     let value = context(error, ContextKind::InvalidValue).unwrap_or_default();

@@ -1,0 +1,135 @@
+"""`python -m soar_restricted_group`: the `soar-host` command line (README, "Command line") for
+the provider-facing commands and `describe`: global options before the command, one JSON
+document on stdout, logs on stderr, the same exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional
+
+from . import files
+from .action import Host, Refusal, Report, describe, load_plugin, refusal_report, stderr_log
+
+MAX_USERS_FILE_BYTES = 64 * 1024 * 1024
+COMMANDS = ("test-connection", "add-to-group", "remove-from-group", "check-membership", "describe")
+
+
+class _Refused(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage problem as a refusal document instead of exiting."""
+
+    def error(self, message: str):
+        raise _Refused(f"{message}; see python -m soar_restricted_group --help")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="python -m soar_restricted_group", description="Runs the restricted-group plugin (soar-host's command line).")
+    top.add_argument("--plugin", metavar="FILE")
+    top.add_argument("--config", metavar="FILE")
+    top.add_argument("--output", choices=("json", "table"), default="json")
+    top.add_argument("--correlation-id", metavar="ID")
+    commands = top.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    def users(command):
+        command.add_argument("--user", action="append", default=[], metavar="USER")
+        command.add_argument("--users-file", action="append", default=[], metavar="FILE")
+
+    def target(command):
+        command.add_argument("--idp", metavar="NAME")
+
+    target(commands.add_parser("test-connection", help="checks the token and finds the restricted group"))
+    for name in ("add-to-group", "remove-from-group"):
+        change = commands.add_parser(name, help=f"{name.replace('-', ' ')} for each user")
+        users(change)
+        target(change)
+        change.add_argument("--dry-run", action="store_true")
+        change.add_argument("--max-retries", type=int, metavar="N")
+        change.add_argument("--timeout-ms", type=int, metavar="N")
+    check = commands.add_parser("check-membership", help="whether each user is in the group")
+    users(check)
+    target(check)
+    commands.add_parser("describe", help="prints the plugin's manifest")
+    return top
+
+
+def read_users(args) -> list[str]:
+    """`--user` values, then each `--users-file` (one a line, blank lines and `#` comments skipped)."""
+    found = list(args.user)
+    for path in args.users_file:
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                data, _ = files.read_regular(path, MAX_USERS_FILE_BYTES)
+                text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refusal("invalid-input", f"cannot read --users-file {path}: it is not UTF-8 text") from None
+        except (files.FileProblem, OSError) as why:
+            raise Refusal("invalid-input", f"cannot read --users-file {path}: {why}") from None
+        found += [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return found
+
+
+def run(argv: list[str]) -> tuple[Report, str]:
+    """The report of one command line and its output format."""
+    try:
+        args = parser().parse_args(argv)
+    except _Refused as why:
+        command = next((word for word in argv if word in COMMANDS), None)
+        return refusal_report(command, "invalid-input", str(why)), "json"
+    if args.command is None:
+        return refusal_report(None, "invalid-input", "no command given; see python -m soar_restricted_group --help"), "json"
+    if args.command == "describe":
+        try:
+            return Report(describe(load_plugin(args.plugin, None)), 0), "describe"
+        except Refusal as refusal:
+            return refusal_report("describe", refusal.kind, refusal.message), args.output
+    try:
+        users = read_users(args) if args.command != "test-connection" else []
+        if args.config is None:
+            raise Refusal("invalid-config", "--config FILE is required: it lists the identity providers")
+        host = Host.from_config_file(args.config, args.plugin, stderr_log(args.correlation_id))
+    except Refusal as refusal:
+        return refusal_report(args.command, refusal.kind, refusal.message), args.output
+    options = {"idp": args.idp, "correlation_id": args.correlation_id}
+    if args.command in ("add-to-group", "remove-from-group"):
+        options.update(dry_run=args.dry_run, max_retries=args.max_retries, timeout_ms=args.timeout_ms)
+    report = host.run(args.command, users if args.command != "test-connection" else [], **options)
+    return report, args.output
+
+
+def table(document: dict) -> str:
+    """One line per user and provider, for people."""
+    if document.get("status") == "error":
+        return f"error ({document['error']['kind']}): {document['error']['message']}\n"
+    lines = [f"{document['action']}: {document['status']} ({document['http_requests']} requests)"]
+    for provider in document["providers"]:
+        if provider["error"]:
+            lines.append(f"  {provider['idp']}: {provider['error']['kind']}: {provider['error']['message']}")
+        elif provider["outcome"]:
+            lines.append(f"  {provider['idp']}: {provider['outcome']}")
+        for user in provider["users"]:
+            what = user["outcome"] or (user["error"] or {}).get("kind", "")
+            lines.append(f"  {provider['idp']}  {user['user']}  {what}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    report, output = run(sys.argv[1:] if argv is None else argv)
+    if output == "describe":
+        sys.stdout.write(json.dumps(report.document, indent=2) + "\n")
+    elif output == "table":
+        sys.stdout.write(table(report.document))
+    else:
+        sys.stdout.write(json.dumps(report.document) + "\n")
+    sys.stdout.flush()
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""A `soar-host simulator` on loopback per test, and the two command lines to compare."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+SOAR_HOST = os.environ.get("SOAR_HOST_BIN", str(ROOT / "target" / "debug" / "soar-host"))
+FIXTURES = Path(os.environ.get("SOAR_FIXTURES", str(ROOT / "target" / "fixtures")))
+TOKEN = "py-host-token-0123456789abcdef"
+GROUP = "ZPA Restricted Users"
+
+
+class Simulator:
+    def __init__(self, *flags: str):
+        env = {**os.environ, "SIM_TOKEN": TOKEN}
+        self.process = subprocess.Popen(
+            [SOAR_HOST, "simulator", "--listen", "127.0.0.1:0", "--token-env", "SIM_TOKEN", "--generate-users", "5", *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        )
+        self.base_url = json.loads(self.process.stdout.readline())["base_url"]
+
+    def get(self, path: str) -> dict:
+        request = urllib.request.Request(self.base_url + path, headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)
+
+    def members(self) -> set[str]:
+        """The userNames in the restricted group, as the server holds them."""
+        query = urllib.parse.quote(f'displayName eq "{GROUP}"')
+        group = self.get(f"/Groups?filter={query}")["Resources"][0]
+        return {self.get(f"/Users/{m['value']}")["userName"] for m in group.get("members", [])}
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def simulator(request):
+    flags = getattr(request, "param", ())
+    sim = Simulator(*flags)
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def config_file(tmp_path, simulator):
+    def write(token_env="SOAR_TEST_TOKEN", **top):
+        document = {
+            "identity_providers": [{"name": "zpa", "base_url": simulator.base_url, "restricted_group": GROUP, "token_env": token_env}],
+            "allow_http": True,
+            "cache_dir": str(tmp_path / "cache"),
+            **top,
+        }
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(document))
+        return str(path)
+
+    return write
+
+
+def run_cli(program: str, args: list[str], token: str = TOKEN, stdin: str | None = None):
+    """One command line of either host: (document, exit code, stderr)."""
+    command = [SOAR_HOST] if program == "rust" else [sys.executable, "-m", "soar_restricted_group"]
+    env = {**os.environ, "SOAR_TEST_TOKEN": token}
+    done = subprocess.run(command + args, capture_output=True, text=True, env=env, input=stdin, timeout=120)
+    return json.loads(done.stdout), done.returncode, done.stderr

@@ -1,0 +1,189 @@
+"""The Python host against a real simulator on loopback: what the server holds after each
+action, the same documents and exit codes as `soar-host`, and the sandbox's guarantees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from conftest import FIXTURES, GROUP, TOKEN, Simulator, run_cli
+
+from soar_restricted_group import Host
+from soar_restricted_group.action import GroupLocks, tenant_key
+from soar_restricted_group.runtime import PluginRuntime, LoadError
+
+# Fields that differ by run or by wording; everything else must be equal.
+VARYING = {"message", "detail"}
+
+
+def comparable(value):
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items() if k not in VARYING}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
+@pytest.fixture
+def host(config_file, monkeypatch):
+    monkeypatch.setenv("SOAR_TEST_TOKEN", TOKEN)
+    return Host.from_config_file(config_file(), log=lambda level, message: None)
+
+
+def test_the_api_changes_membership_on_the_server_and_repeats_are_no_ops(host, simulator):
+    added = host.add_to_group(["user1@corp.example", "user2@corp.example"], correlation_id="INC-1")
+    assert added.exit_code == 0, added.document
+    assert [u["outcome"] for u in added.document["providers"][0]["users"]] == ["added", "added"]
+    assert added.document["correlation_id"] == "INC-1"
+    assert simulator.members() == {"user1@corp.example", "user2@corp.example"}
+    again = host.add_to_group(["user1@corp.example"])
+    assert again.document["providers"][0]["users"][0]["outcome"] == "already-member"
+    dry = host.remove_from_group(["user1@corp.example"], dry_run=True)
+    assert dry.document["providers"][0]["users"][0]["outcome"] == "would-remove"
+    assert simulator.members() == {"user1@corp.example", "user2@corp.example"}
+    removed = host.remove_from_group(["user1@corp.example"])
+    assert removed.document["providers"][0]["users"][0]["outcome"] == "removed"
+    assert simulator.members() == {"user2@corp.example"}
+    checked = host.check_membership(["user1@corp.example", "user2@corp.example"])
+    assert [u["outcome"] for u in checked.document["providers"][0]["users"]] == ["not-member", "member"]
+    assert host.test_connection().document["providers"][0]["outcome"] == "connected"
+
+
+def test_invalid_input_is_a_refusal_document_and_sends_nothing(host, simulator):
+    for call in (
+        lambda: host.add_to_group(["user1@corp.example", "not an email"]),
+        lambda: host.add_to_group([]),
+        lambda: host.add_to_group(["user1@corp.example"], idp="nope"),
+        lambda: host.remove_from_group(["user1@corp.example"], timeout_ms=0),
+        lambda: host.add_to_group([42]),
+    ):
+        report = call()
+        assert report.exit_code == 2
+        assert report.document["status"] == "error"
+        assert report.document["error"]["kind"] == "invalid-input"
+    assert simulator.members() == set()
+
+
+SCENARIOS = [
+    ["test-connection"],
+    ["add-to-group", "--user", "user1@corp.example", "--user", "user2@corp.example"],
+    ["add-to-group", "--user", "user1@corp.example"],
+    ["add-to-group", "--user", "user3@corp.example", "--user", "ghost@corp.example"],
+    ["check-membership", "--user", "user1@corp.example", "--user", "user4@corp.example"],
+    ["remove-from-group", "--dry-run", "--user", "user1@corp.example", "--user", "user4@corp.example"],
+    ["remove-from-group", "--user", "user1@corp.example"],
+    ["remove-from-group", "--user", "user1@corp.example"],
+    ["add-to-group", "--user", "bad email"],
+    ["add-to-group", "--user", "admin@corp.example"],
+    ["add-to-group", "--max-retries", "1000", "--user", "user1@corp.example"],
+    ["frobnicate"],
+]
+
+
+def test_both_command_lines_give_the_same_documents_and_exit_codes(tmp_path):
+    seen = {}
+    for program in ("rust", "python"):
+        simulator = Simulator()
+        try:
+            config = tmp_path / f"{program}.json"
+            config.write_text(json.dumps({
+                "identity_providers": [{"name": "zpa", "base_url": simulator.base_url, "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"}],
+                "allow_http": True, "cache_dir": str(tmp_path / "cache"), "protected_users": ["admin@corp.example"],
+            }))
+            seen[program] = [
+                (comparable(document), code)
+                for document, code, _ in (run_cli(program, ["--config", str(config), "--correlation-id", "C-1", *args]) for args in SCENARIOS)
+            ]
+            assert simulator.members() == {"user2@corp.example", "user3@corp.example"}, program
+        finally:
+            simulator.stop()
+    for args, rust, python in zip(SCENARIOS, seen["rust"], seen["python"]):
+        assert python == rust, args
+
+
+def test_a_wrong_token_is_auth_failed_and_no_token_appears_anywhere(config_file, simulator):
+    wrong = "wrong-token-abcdefghijklmnop"
+    document, code, stderr = run_cli("python", ["--config", config_file(), "add-to-group", "--user", "user1@corp.example"], token=wrong)
+    assert code == 1
+    assert document["providers"][0]["error"]["kind"] == "auth-failed"
+    assert wrong not in json.dumps(document) + stderr
+
+
+@pytest.mark.parametrize("simulator", [("--quirk", "echo-authorization")], indirect=True)
+def test_a_server_echoing_the_token_never_gets_it_into_the_output(config_file, simulator):
+    document, code, stderr = run_cli("python", ["--config", config_file(), "add-to-group", "--user", "user1@corp.example"])
+    assert TOKEN not in json.dumps(document) + stderr
+    assert simulator.members() == {"user1@corp.example"}
+
+
+def hostile_config(config_file, tmp_path, command):
+    path = config_file()
+    document = json.loads(open(path).read())
+    document["identity_providers"][0]["restricted_group"] = command
+    document["memory_limit_mib"] = 16
+    document["deadline_ms"] = 2000
+    with open(path, "w") as out:
+        out.write(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    "command, kind",
+    [("loop", "plugin-timeout"), ("alloc", "plugin-out-of-memory"), ("panic at the disco", "plugin-panicked"), ("trap", "plugin-trapped")],
+)
+def test_a_misbehaving_plugin_costs_one_call_with_the_kind_named(config_file, tmp_path, command, kind):
+    config = hostile_config(config_file, tmp_path, command)
+    document, code, _ = run_cli("python", ["--plugin", str(FIXTURES / "hostile-plain.wasm"), "--config", config, "test-connection"])
+    assert code == 1
+    assert document["error"]["kind"] == kind, document
+
+
+def test_the_egress_rule_denies_what_lies_outside_the_base_url(config_file, tmp_path, simulator):
+    outside = simulator.base_url.rsplit("/", 1)[0] + "/../v2/Users"
+    other = simulator.base_url.rsplit("/", 1)[0] + "Users"
+    for url, verdict in [(simulator.base_url + "/Users", "status 200"), (outside, "denied"), (other, "denied")]:
+        config = hostile_config(config_file, tmp_path, f"send zpa GET {url}")
+        document, _, _ = run_cli("python", ["--plugin", str(FIXTURES / "hostile-plain.wasm"), "--config", config, "test-connection"])
+        assert document["providers"][0]["error"]["message"].startswith(verdict), (url, document)
+    config = hostile_config(config_file, tmp_path, f"send zpa GET {simulator.base_url}/Users Authorization: Bearer x")
+    document, _, _ = run_cli("python", ["--plugin", str(FIXTURES / "hostile-plain.wasm"), "--config", config, "test-connection"])
+    assert document["providers"][0]["error"]["message"].startswith("denied"), document
+
+
+def test_the_plugin_sees_no_environment_arguments_or_input(config_file, tmp_path):
+    config = hostile_config(config_file, tmp_path, "env")
+    document, _, _ = run_cli("python", ["--plugin", str(FIXTURES / "hostile-plain.wasm"), "--config", config, "test-connection"])
+    assert document["providers"][0]["error"]["message"] == "env [] args []"
+
+
+@pytest.mark.parametrize("name, import_name", [("clock", "wasi:clocks"), ("filesystem", "wasi:filesystem"), ("sockets", "wasi:sockets")])
+def test_components_importing_more_fail_to_load_by_name(name, import_name):
+    with pytest.raises(LoadError, match=import_name):
+        PluginRuntime((FIXTURES / f"hostile-{name}.wasm").read_bytes())
+
+
+def test_the_rust_host_waits_for_a_change_lock_the_python_host_holds(config_file, simulator, tmp_path, monkeypatch):
+    config = config_file()
+    monkeypatch.setenv("SOAR_TEST_TOKEN", TOKEN)
+    host = Host.from_config_file(config, log=lambda level, message: None)
+    held = GroupLocks(str(tmp_path / "cache" / "locks")).acquire([tenant_key(host.config.providers[0])], time.monotonic() + 1)
+    try:
+        document, code, _ = run_cli("rust", ["--config", config, "add-to-group", "--timeout-ms", "300", "--user", "user1@corp.example"])
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert code == 1
+    assert document["providers"][0]["error"]["kind"] == "timeout"
+    assert simulator.members() == set()
+    document, code, _ = run_cli("rust", ["--config", config, "add-to-group", "--user", "user1@corp.example"])
+    assert code == 0 and simulator.members() == {"user1@corp.example"}
+
+
+def test_describe_prints_the_manifest_of_the_packaged_component():
+    document, code, _ = run_cli("python", ["describe"])
+    rust, _, _ = run_cli("rust", ["describe"])
+    assert code == 0
+    assert document == rust
