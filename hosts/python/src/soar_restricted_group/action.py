@@ -303,7 +303,7 @@ class _Invocation:
             headers = [(name, self.policy.redactor.redact(value)) for name, value in answer.headers]
             return _record(status=answer.status, headers=headers, body=answer.body if body is None else body)
         except http.HttpError as error:
-            if error.kind not in ("denied",) and "connection refused" not in error.message:
+            if error.reached_server:
                 with self.lock:
                     self.requests += 1
             return wc.Variant(error.kind, self.policy.redactor.redact(error.message))

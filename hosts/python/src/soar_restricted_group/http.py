@@ -41,10 +41,12 @@ _CHUNK = 64 * 1024
 class HttpError(Exception):
     """A failed exchange; `kind` is the WIT `http-error` case."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, reached_server: bool = False):
         super().__init__(message)
         self.kind = kind
         self.message = message
+        # Whether the request got as far as a server: only then is it counted as sent.
+        self.reached_server = reached_server
 
 
 @dataclass
@@ -224,18 +226,22 @@ class HttpClient:
                     request.method.upper(), path or "/", body=request.body, headers=headers, redirect=False,
                     retries=False, timeout=timeout, preload_content=False, assert_same_host=False,
                 )
-        except (ConnectTimeoutError, ReadTimeoutError) as why:
+        except NewConnectionError as why:  # a subclass of ConnectTimeoutError in urllib3 2
+            raise HttpError("connection-failed", f"{target}: connection refused or failed ({type(why).__name__})") from None
+        except ConnectTimeoutError as why:
             raise HttpError("timeout", f"{target}: no complete answer in time ({why})") from None
+        except ReadTimeoutError as why:
+            raise HttpError("timeout", f"{target}: no complete answer in time ({why})", reached_server=True) from None
         except SSLError as why:
             raise HttpError("tls-failed", f"{target}: {why}") from None
-        except (NewConnectionError, ProtocolError, HTTPError, OSError) as why:
-            raise HttpError("connection-failed", f"{target}: connection refused or failed ({type(why).__name__})") from None
+        except (ProtocolError, HTTPError, OSError) as why:
+            raise HttpError("connection-failed", f"{target}: the connection broke off ({type(why).__name__})", reached_server=True) from None
         try:
             body = _read_capped(answer, limit, target)
         except (ReadTimeoutError, socket.timeout):
-            raise HttpError("timeout", f"{target}: no complete answer in time") from None
+            raise HttpError("timeout", f"{target}: no complete answer in time", reached_server=True) from None
         except (ProtocolError, HTTPError, OSError) as why:
-            raise HttpError("connection-failed", f"{target}: the answer broke off ({type(why).__name__})") from None
+            raise HttpError("connection-failed", f"{target}: the answer broke off ({type(why).__name__})", reached_server=True) from None
         finally:
             answer.release_conn()
         return Response(answer.status, list(answer.headers.items()), body)
@@ -289,11 +295,11 @@ def _bypasses_proxy(url: urls.Url) -> bool:
 def _read_capped(answer, limit: int, target: str) -> bytes:
     declared = answer.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError("too-large", f"the answer from {target} is larger than {limit} bytes (max_response_bytes)")
+        raise HttpError("too-large", f"the answer from {target} is larger than {limit} bytes (max_response_bytes)", reached_server=True)
     chunks, size = [], 0
     for chunk in answer.stream(_CHUNK):
         size += len(chunk)
         if size > limit:
-            raise HttpError("too-large", f"the answer from {target} is larger than {limit} bytes (max_response_bytes)")
+            raise HttpError("too-large", f"the answer from {target} is larger than {limit} bytes (max_response_bytes)", reached_server=True)
         chunks.append(chunk)
     return b"".join(chunks)
