@@ -303,8 +303,10 @@ fn a_group_name_with_quotes_is_escaped() {
     let run = run_with(&config, &["add-to-group", "--user", ALICE]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["providers"][0]["group"]["id"], gid.as_str());
-    let first = sim.requests()[0].param("filter").unwrap().to_string();
-    assert_eq!(first, r#"displayName eq "Risky \"Users\" \\ Tier 1""#);
+    // The group and user lookups travel together, in either order.
+    let requests = sim.requests();
+    let group_filter = requests.iter().find_map(|r| r.param("filter").filter(|f| f.starts_with("displayName")));
+    assert_eq!(group_filter.unwrap().to_string(), r#"displayName eq "Risky \"Users\" \\ Tier 1""#);
     assert_eq!(sim.members(&gid), [user_id(&sim, ALICE)]);
 }
 
