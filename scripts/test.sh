@@ -43,17 +43,19 @@ SOAR_FIXTURES="$PWD/target/fixtures" \
   npm --prefix tests/node-host test --silent
 
 # The Python host (hosts/python): installed as a user would (pip, the component as package data)
-# into a venv under target/, with its exact dependencies; pytest drives it against the simulator.
+# into a venv under target/, with its exact dependencies and the pinned ansible-core; pytest drives
+# it, and the Ansible collection (hosts/ansible) under real ansible-playbook, against the simulator.
 py_venv=target/py-venv
-py_project=hosts/python/pyproject.toml
-if ! cmp -s "$py_project" "$py_venv/installed.toml" 2>/dev/null; then
+py_requirements=(hosts/python/pyproject.toml hosts/ansible/tests/requirements.txt)
+if ! cat "${py_requirements[@]}" | cmp -s - "$py_venv/installed.txt" 2>/dev/null; then
   rm -rf "$py_venv"
   python3 -m venv "$py_venv"
-  "$py_venv/bin/pip" install --quiet --disable-pip-version-check "./hosts/python[test]"
-  cp "$py_project" "$py_venv/installed.toml"
+  "$py_venv/bin/pip" install --quiet --disable-pip-version-check "./hosts/python[test]" -r hosts/ansible/tests/requirements.txt
+  cat "${py_requirements[@]}" > "$py_venv/installed.txt"
 fi
 cp target/wasm32-wasip2/component/restricted_group_plugin.wasm hosts/python/src/soar_restricted_group/
 "$py_venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall ./hosts/python
+rm -rf hosts/python/build
 SOAR_HOST_BIN="$PWD/target/debug/soar-host" \
 SOAR_FIXTURES="$PWD/target/fixtures" \
-  "$py_venv/bin/python" -m pytest -q -p no:cacheprovider hosts/python/tests
+  "$py_venv/bin/python" -m pytest -q -p no:cacheprovider hosts/python/tests hosts/ansible/tests

@@ -2,6 +2,7 @@
 
 mod actions;
 mod bad_input;
+mod conformance;
 mod distance;
 mod docs;
 mod guardrails;

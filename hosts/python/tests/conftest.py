@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,10 +19,11 @@ GROUP = "ZPA Restricted Users"
 
 
 class Simulator:
-    def __init__(self, *flags: str):
+    def __init__(self, *flags: str, generate: bool = True):
         env = {**os.environ, "SIM_TOKEN": TOKEN}
+        generated = ["--generate-users", "5"] if generate else []
         self.process = subprocess.Popen(
-            [SOAR_HOST, "simulator", "--listen", "127.0.0.1:0", "--token-env", "SIM_TOKEN", "--generate-users", "5", *flags],
+            [SOAR_HOST, "simulator", "--listen", "127.0.0.1:0", "--token-env", "SIM_TOKEN", *generated, *flags],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
         )
         self.base_url = json.loads(self.process.stdout.readline())["base_url"]
@@ -34,9 +34,9 @@ class Simulator:
             return json.load(answer)
 
     def members(self) -> set[str]:
-        """The userNames in the restricted group, as the server holds them."""
-        query = urllib.parse.quote(f'displayName eq "{GROUP}"')
-        group = self.get(f"/Groups?filter={query}")["Resources"][0]
+        """The userNames in the restricted group, as the server holds them (read without a filter,
+        which some quirks refuse)."""
+        group = next(g for g in self.get("/Groups?count=1000")["Resources"] if g["displayName"] == GROUP)
         return {self.get(f"/Users/{m['value']}")["userName"] for m in group.get("members", [])}
 
     def stop(self):

@@ -187,3 +187,62 @@ def test_describe_prints_the_manifest_of_the_packaged_component():
     rust, _, _ = run_cli("rust", ["describe"])
     assert code == 0
     assert document == rust
+
+
+def _entries(folder) -> dict:
+    return {name: (folder / name).read_bytes() for name in os.listdir(folder) if name.startswith("py-")}
+
+
+def test_the_compiled_cache_is_used_when_trusted_and_rebuilt_when_an_entry_does_not_match(tmp_path):
+    from soar_restricted_group import action
+
+    plugin = str(FIXTURES.parent / "wasm32-wasip2" / "component" / "restricted_group_plugin.wasm")
+    other_plugin = str(FIXTURES / "hostile-plain.wasm")
+
+    class Settings:
+        cache_dir = str(tmp_path / "cache")
+        plugin_sha256 = None
+
+    warnings = []
+    action.load_plugin(plugin, Settings, warnings.append)
+    folder = tmp_path / "cache"
+    first = _entries(folder)
+    assert sorted(name.rsplit(".", 1)[1] for name in first) == ["cwasm", "tag"] and not warnings
+    assert os.stat(folder / "hmac.key").st_mode & 0o077 == 0
+    # A second load reads the entry and writes nothing.
+    before = {name: os.stat(folder / name).st_mtime_ns for name in first}
+    assert action.describe(action.load_plugin(plugin, Settings, warnings.append))["name"] == "zscaler-restricted-group"
+    assert {name: os.stat(folder / name).st_mtime_ns for name in first} == before
+    # Another plugin's entry, renamed to stand in for this one, fails its MAC and is rebuilt.
+    action.load_plugin(other_plugin, Settings, warnings.append)
+    other = {name: data for name, data in _entries(folder).items() if name not in first}
+    mine_cwasm = next(name for name in first if name.endswith(".cwasm"))
+    other_cwasm = next(name for name in other if name.endswith(".cwasm"))
+    (folder / mine_cwasm).write_bytes(other[other_cwasm])
+    (folder / mine_cwasm.replace(".cwasm", ".tag")).write_bytes(other[other_cwasm.replace(".cwasm", ".tag")])
+    runtime = action.load_plugin(plugin, Settings, warnings.append)
+    assert action.describe(runtime)["name"] == "zscaler-restricted-group"
+    assert _entries(folder)[mine_cwasm] == first[mine_cwasm]
+    # A corrupt entry is rebuilt, never loaded.
+    (folder / mine_cwasm).write_bytes(b"\0" * 100)
+    assert action.describe(action.load_plugin(plugin, Settings, warnings.append))["name"] == "zscaler-restricted-group"
+    assert _entries(folder)[mine_cwasm] == first[mine_cwasm]
+    assert not warnings
+
+
+def test_a_cache_folder_others_can_write_is_not_trusted_with_compiled_code(tmp_path):
+    from soar_restricted_group import action
+
+    plugin = str(FIXTURES.parent / "wasm32-wasip2" / "component" / "restricted_group_plugin.wasm")
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    os.chmod(folder, 0o777)
+
+    class Settings:
+        cache_dir = str(folder)
+        plugin_sha256 = None
+
+    warnings = []
+    assert action.describe(action.load_plugin(plugin, Settings, warnings.append))["name"] == "zscaler-restricted-group"
+    assert os.listdir(folder) == []
+    assert len(warnings) == 1 and "not used for compiled code" in warnings[0] and "chmod 700" in warnings[0]

@@ -5,6 +5,7 @@
 
 export const FORBIDDEN_HEADERS = [
   'authorization', 'host', 'content-length', 'transfer-encoding', 'cookie', 'proxy-authorization', 'connection',
+  'upgrade', 'expect', 'te', 'trailer', 'keep-alive', 'proxy-connection', 'http2-settings',
 ];
 
 const DEFAULT_PORTS = { http: 80, https: 443 };
@@ -27,20 +28,49 @@ export function parseUrl(text) {
   return { scheme, host: hostPort[1].toLowerCase().replace(/\.$/, ''), port, path: rawPath || '/', query: query ?? '' };
 }
 
-function percentDecode(text) {
-  return text.replace(/%([0-9A-Fa-f]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+function percentDecode(bytes) {
+  const out = [];
+  for (let i = 0; i < bytes.length; i += 1) {
+    const hex = bytes[i] === 0x25 && i + 2 < bytes.length ? String.fromCharCode(bytes[i + 1], bytes[i + 2]) : '';
+    if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      out.push(bytes[i]);
+    }
+  }
+  return out;
 }
 
-/** Whether a path holds '.' or '..' segments, however many times percent-encoded. */
-export function hasDotSegments(path) {
-  let current = path;
+/** Whether bytes hold '.', '/' or '\' in an overlong UTF-8 form, which lenient decoders accept. */
+function hasOverlongSeparator(bytes) {
+  return bytes.some((lead, start) => {
+    const length = lead >= 0xc0 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf7 ? 4 : 0;
+    const continuation = bytes.slice(start + 1, start + length);
+    if (length === 0 || continuation.length !== length - 1 || !continuation.every((b) => b >= 0x80 && b < 0xc0)) return false;
+    const code = continuation.reduce((value, b) => (value << 6) | (b & 0x3f), lead & (0x7f >> length));
+    return code === 0x2e || code === 0x2f || code === 0x5c;
+  });
+}
+
+/**
+ * What some server could read as another path (the reference host's rule): backslashes, ';'
+ * parameters ('..;/'), '.' or '..' segments, and any percent-encoded '.', '/' or '\', however
+ * many times encoded and in overlong UTF-8; null when there is none.
+ */
+export function pathProblem(path) {
+  if (path.includes('\\')) return 'a backslash';
+  if (path.includes(';')) return "a ';' parameter, which some servers strip ('..;/')";
+  if (path.split('/').some((segment) => segment === '.' || segment === '..')) return "'.' or '..' segments";
+  const separators = (bytes) => bytes.filter((b) => b === 0x2e || b === 0x2f || b === 0x5c).length;
+  let layer = [...Buffer.from(path, 'latin1')];
   for (let round = 0; round < 4; round += 1) {
-    if (current.split(/[/\\]/).some((segment) => segment === '.' || segment === '..')) return true;
-    const decoded = percentDecode(current);
-    if (decoded === current) return false;
-    current = decoded;
+    const decoded = percentDecode(layer);
+    if (decoded.length === layer.length && decoded.every((b, i) => b === layer[i])) return null;
+    if (separators(decoded) > separators(layer) || hasOverlongSeparator(decoded)) return 'a percent-encoded separator';
+    layer = decoded;
   }
-  return true;
+  return 'a percent-encoded separator';
 }
 
 export function isUnder(base, url) {
@@ -59,7 +89,12 @@ export function authorize(endpoints, idp, urlText, headers) {
   const endpoint = endpoints.find((e) => e.name === idp);
   if (!endpoint) throw new Error(`no identity provider named "${idp}" is configured`);
   const url = parseUrl(urlText);
-  if (hasDotSegments(url.path)) throw new Error(`the path of ${urlText} has '.' or '..' segments`);
+  const port = url.port === DEFAULT_PORTS[url.scheme] ? '' : `:${url.port}`;
+  if (`${url.scheme}://${url.host}${port}${url.path}${url.query}` !== urlText) {
+    throw new Error(`the URL ${urlText} is not written exactly as it would be sent`);
+  }
+  const problem = pathProblem(url.path);
+  if (problem) throw new Error(`the path of ${urlText} has ${problem}`);
   if (!isUnder(endpoint.base, url)) throw new Error(`${urlText} is not under the base URL of "${endpoint.name}"`);
   for (const [name, value] of headers) {
     if (FORBIDDEN_HEADERS.includes(name.toLowerCase())) throw new Error(`the plugin may not set the ${name} header`);

@@ -163,7 +163,7 @@ export class NodeHost {
     };
   }
 
-  #run(action, call) {
+  #run(action, call, dryRun = false) {
     const deadline = Date.now() + this.config.deadlineMs;
     const endpoints = this.config.providers.map((p) => ({ name: p.name, base: p.base, token: p.token }));
     const secrets = endpoints.map((e) => e.token);
@@ -235,7 +235,7 @@ export class NodeHost {
     try {
       const root = this.plugin.instantiate(imports);
       const result = call(root.actions);
-      return document(action, result, httpRequests, redact);
+      return document(action, result, httpRequests, redact, dryRun);
     } catch (trap) {
       const panic = /panicked at ([^\n]*)\n([^\n]*)/.exec(stderr.text());
       const message = panic ? `the plugin panicked: ${panic[2]} (at ${panic[1]})` : `the plugin trapped: ${trap.message}`;
@@ -249,7 +249,7 @@ export class NodeHost {
 
   #membership(action, method, users, dryRun) {
     const request = { settings: this.#settings(), users: users.map(parseUser), dryRun, protected: this.config.protectedUsers };
-    return this.#run(action, (actions) => actions[method](request));
+    return this.#run(action, (actions) => actions[method](request), dryRun);
   }
 
   addToGroup(users, { dryRun = false } = {}) {
@@ -265,8 +265,9 @@ export class NodeHost {
   }
 }
 
-/** The plugin's result as the reference host prints it (snake_case, numbers, nulls). */
-function document(action, result, httpRequests, redact) {
+/** The plugin's result as the reference host prints it (snake_case, numbers, nulls); this host
+ * takes no correlation id. */
+function document(action, result, httpRequests, redact, dryRun) {
   const text = (value) => (value === undefined ? null : redact(value));
   const error = (e) => e && {
     kind: e.kind,
@@ -280,6 +281,8 @@ function document(action, result, httpRequests, redact) {
     schema_version: 1,
     action,
     status: result.status,
+    dry_run: dryRun,
+    correlation_id: null,
     http_requests: httpRequests,
     providers: result.providers.map((p) => ({
       idp: p.idp,

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Optional
 from wasmtime import component as wc
 
 from . import config as config_module
-from . import files, http
+from . import cache, files, http
 from .config import Config, ConfigError, ProviderConfig
 from .runtime import LoadError, PluginFailure, PluginRuntime, Services
 from .users import InvalidUser, parse_user_ref
@@ -146,7 +146,8 @@ class Host:
             config = config_module.load(path)
         except ConfigError as why:
             raise Refusal("invalid-config", str(why)) from None
-        return cls(config, load_plugin(plugin, config), log)
+        log = log or stderr_log(None)
+        return cls(config, load_plugin(plugin, config, lambda message: log("warn", message)), log)
 
     def test_connection(self, idp=None, correlation_id=None) -> Report:
         return self.run("test-connection", [], idp=idp, correlation_id=correlation_id)
@@ -311,7 +312,9 @@ class _Invocation:
             return wc.Variant("connection-failed", self.policy.redactor.redact(f"the host failed: {type(error).__name__}"))
 
 
-def load_plugin(path: Optional[str], config: Optional[Config]) -> PluginRuntime:
+def load_plugin(path: Optional[str], config: Optional[Config], warn: Optional[Callable[[str], None]] = None) -> PluginRuntime:
+    """The component at `path` (else the packaged one), from the compiled cache under `cache_dir` when
+    it holds a trusted entry; `warn` hears why the cache is not used."""
     path = path or default_plugin_path()
     try:
         wasm, _ = files.read_regular(path, 64 * 1024 * 1024)
@@ -320,8 +323,10 @@ def load_plugin(path: Optional[str], config: Optional[Config]) -> PluginRuntime:
     digest = hashlib.sha256(wasm).hexdigest()
     if config and config.plugin_sha256 and config.plugin_sha256.lower() != digest:
         raise Refusal("plugin-load", f"its SHA-256 is {digest}, but plugin_sha256 requires {config.plugin_sha256}; refusing to load it")
+    folder = cache_dir(config.cache_dir if config else None)
     try:
-        return PluginRuntime(wasm)
+        return cache.load(digest, folder, lambda compiled: PluginRuntime(wasm, compiled), PluginRuntime.serialize,
+                          warn or (lambda message: stderr_log(None)("warn", message)))
     except LoadError as why:
         raise Refusal("plugin-load", str(why)) from None
 
