@@ -21,6 +21,22 @@ if ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
 fi
 export SOAR_SCIM2_SERVER="$PWD/$venv/bin/scim2-server"
 export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
+# The Python host (hosts/python): installed as a user would (pip, the component as package data)
+# into a venv under target/, with its exact dependencies and the pinned ansible-core; pytest drives
+# it, and the Ansible collection (hosts/ansible) under real ansible-playbook, against the simulator.
+# Installed before the cargo tests: the python_host benchmark runs it once as a test.
+py_venv=target/py-venv
+py_requirements=(hosts/python/pyproject.toml hosts/ansible/tests/requirements.txt)
+if ! cat "${py_requirements[@]}" | cmp -s - "$py_venv/installed.txt" 2>/dev/null; then
+  rm -rf "$py_venv"
+  python3 -m venv "$py_venv"
+  "$py_venv/bin/pip" install --quiet --disable-pip-version-check "./hosts/python[test]" -r hosts/ansible/tests/requirements.txt
+  cat "${py_requirements[@]}" > "$py_venv/installed.txt"
+fi
+cp target/wasm32-wasip2/component/restricted_group_plugin.wasm hosts/python/src/soar_restricted_group/
+"$py_venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall ./hosts/python
+rm -rf hosts/python/build
+
 # One package set and --all-targets for both commands, so that dependencies are built once with one
 # feature set; the end-to-end tests run the `soar-host` binary this build leaves in target/debug.
 # The benchmarks run once each as tests so that they keep working (timings come from `cargo bench`).
@@ -42,20 +58,7 @@ SOAR_PLUGIN="$PWD/target/wasm32-wasip2/component/restricted_group_plugin.wasm" \
 SOAR_FIXTURES="$PWD/target/fixtures" \
   npm --prefix tests/node-host test --silent
 
-# The Python host (hosts/python): installed as a user would (pip, the component as package data)
-# into a venv under target/, with its exact dependencies and the pinned ansible-core; pytest drives
-# it, and the Ansible collection (hosts/ansible) under real ansible-playbook, against the simulator.
-py_venv=target/py-venv
-py_requirements=(hosts/python/pyproject.toml hosts/ansible/tests/requirements.txt)
-if ! cat "${py_requirements[@]}" | cmp -s - "$py_venv/installed.txt" 2>/dev/null; then
-  rm -rf "$py_venv"
-  python3 -m venv "$py_venv"
-  "$py_venv/bin/pip" install --quiet --disable-pip-version-check "./hosts/python[test]" -r hosts/ansible/tests/requirements.txt
-  cat "${py_requirements[@]}" > "$py_venv/installed.txt"
-fi
-cp target/wasm32-wasip2/component/restricted_group_plugin.wasm hosts/python/src/soar_restricted_group/
-"$py_venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall ./hosts/python
-rm -rf hosts/python/build
+# The Python host, the conformance scenarios through its CLI, and the Ansible collection.
 SOAR_HOST_BIN="$PWD/target/debug/soar-host" \
 SOAR_FIXTURES="$PWD/target/fixtures" \
   "$py_venv/bin/python" -m pytest -q -p no:cacheprovider hosts/python/tests hosts/ansible/tests

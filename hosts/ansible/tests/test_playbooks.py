@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "hosts" / "python" / "tests"))
-from conftest import GROUP, TOKEN, Simulator  # noqa: E402
+from conftest import TOKEN, Simulator, write_provider_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 WRONG_TOKEN = "wrong-token-for-ansible-0123456789"
@@ -40,13 +40,8 @@ class Playbooks:
     def __init__(self, folder: Path, collections: Path, simulator: Simulator):
         self.folder = folder
         self.collections = collections
-        self.config = folder / "config.json"
-        self.config.write_text(json.dumps({
-            "identity_providers": [{"name": "zpa", "base_url": simulator.base_url, "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"}],
-            "allow_http": True,
-            "cache_dir": str(folder / "cache"),
-            "protected_users": [PROTECTED],
-        }))
+        self.config = write_provider_config(folder / "config.json", simulator.base_url, "SOAR_TEST_TOKEN",
+                                            cache_dir=str(folder / "cache"), protected_users=[PROTECTED])
         self.outputs: list[str] = []
 
     def run(self, module: str, arguments: dict, check_mode: bool = False, token: str = TOKEN) -> dict:

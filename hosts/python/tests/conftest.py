@@ -55,17 +55,32 @@ def simulator(request):
 @pytest.fixture
 def config_file(tmp_path, simulator):
     def write(token_env="SOAR_TEST_TOKEN", **top):
-        document = {
-            "identity_providers": [{"name": "zpa", "base_url": simulator.base_url, "restricted_group": GROUP, "token_env": token_env}],
-            "allow_http": True,
-            "cache_dir": str(tmp_path / "cache"),
-            **top,
-        }
-        path = tmp_path / "config.json"
-        path.write_text(json.dumps(document))
-        return str(path)
+        top = {"cache_dir": str(tmp_path / "cache"), **top}
+        return str(write_provider_config(tmp_path / "config.json", simulator.base_url, token_env, **top))
 
     return write
+
+
+# Fields each host words its own way; documents must be equal in everything else.
+VARYING = {"message", "detail"}
+
+
+def comparable(value):
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items() if k not in VARYING}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
+def write_provider_config(path: Path, base_url: str, token_env: str, **top) -> Path:
+    """A config of one provider `zpa` at `base_url` with the restricted group; `top` keys merged in."""
+    path.write_text(json.dumps({
+        "identity_providers": [{"name": "zpa", "base_url": base_url, "restricted_group": GROUP, "token_env": token_env}],
+        "allow_http": True,
+        **top,
+    }))
+    return path
 
 
 def run_cli(program: str, args: list[str], token: str = TOKEN, stdin: str | None = None):

@@ -11,21 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GROUP, ROOT, SOAR_HOST, TOKEN, Simulator
+from conftest import GROUP, ROOT, TOKEN, Simulator, comparable
 
 SCENARIOS = ROOT / "tests" / "conformance" / "scenarios"
 WRONG_TOKEN = "conformance-wrong-token-42"
-VARYING = {"message", "detail"}
-
-
-def comparable(value):
-    if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items() if k not in VARYING}
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    return value
-
-
 def scenarios(host: str) -> list[dict]:
     found = [json.loads(path.read_text()) for path in sorted(SCENARIOS.glob("*.json"))]
     return [s for s in found if host in s.get("hosts", ["rust", "python", "node"])]

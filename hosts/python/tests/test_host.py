@@ -6,26 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
-from conftest import FIXTURES, GROUP, TOKEN, Simulator, run_cli
+from conftest import FIXTURES, SOAR_HOST, TOKEN, Simulator, comparable, run_cli, write_provider_config
 
 from soar_restricted_group import Host
 from soar_restricted_group.action import GroupLocks, tenant_key
 from soar_restricted_group.runtime import PluginRuntime, LoadError
-
-# Fields that differ by run or by wording; everything else must be equal.
-VARYING = {"message", "detail"}
-
-
-def comparable(value):
-    if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items() if k not in VARYING}
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    return value
-
 
 @pytest.fixture
 def host(config_file, monkeypatch):
@@ -88,11 +77,8 @@ def test_both_command_lines_give_the_same_documents_and_exit_codes(tmp_path):
     for program in ("rust", "python"):
         simulator = Simulator()
         try:
-            config = tmp_path / f"{program}.json"
-            config.write_text(json.dumps({
-                "identity_providers": [{"name": "zpa", "base_url": simulator.base_url, "restricted_group": GROUP, "token_env": "SOAR_TEST_TOKEN"}],
-                "allow_http": True, "cache_dir": str(tmp_path / "cache"), "protected_users": ["admin@corp.example"],
-            }))
+            config = write_provider_config(tmp_path / f"{program}.json", simulator.base_url, "SOAR_TEST_TOKEN",
+                                           cache_dir=str(tmp_path / "cache"), protected_users=["admin@corp.example"])
             seen[program] = [
                 (comparable(document), code)
                 for document, code, _ in (run_cli(program, ["--config", str(config), "--correlation-id", "C-1", *args]) for args in SCENARIOS)
@@ -246,3 +232,39 @@ def test_a_cache_folder_others_can_write_is_not_trusted_with_compiled_code(tmp_p
     assert action.describe(action.load_plugin(plugin, Settings, warnings.append))["name"] == "zscaler-restricted-group"
     assert os.listdir(folder) == []
     assert len(warnings) == 1 and "not used for compiled code" in warnings[0] and "chmod 700" in warnings[0]
+
+
+def test_both_command_lines_print_the_same_text_for_the_same_answers(tmp_path):
+    """Table and JSON output, byte for byte, where every message comes from the plugin."""
+    printed = {}
+    for program in ("rust", "python"):
+        simulator = Simulator()
+        try:
+            config = write_provider_config(tmp_path / f"{program}.json", simulator.base_url, "SOAR_TEST_TOKEN",
+                                           cache_dir=str(tmp_path / "cache"))
+            command = [SOAR_HOST] if program == "rust" else [sys.executable, "-m", "soar_restricted_group"]
+            env = {**os.environ, "SOAR_TEST_TOKEN": TOKEN}
+            printed[program] = [
+                subprocess.run([*command, "--output", output, "--config", str(config), *args], capture_output=True, text=True, env=env).stdout
+                for args in SCENARIOS[:8] for output in ("table", "json")
+            ]
+        finally:
+            simulator.stop()
+    assert "ghost@corp.example  error    user-not-found: no user ghost@corp.example" in "".join(printed["rust"])
+    for rust, python in zip(printed["rust"], printed["python"]):
+        assert python == rust
+
+
+@pytest.mark.parametrize("simulator", [("--fault", "rate-limit-seconds")], indirect=True)
+def test_the_request_log_has_a_line_per_exchange_with_its_purpose(config_file, simulator):
+    config = config_file()
+    env = {**os.environ, "SOAR_TEST_TOKEN": TOKEN, "SOAR_HOST_LOG": "debug"}
+    done = subprocess.run([sys.executable, "-m", "soar_restricted_group", "--config", config, "--correlation-id", "INC-9",
+                           "add-to-group", "--user", "user1@corp.example"], capture_output=True, text=True, env=env)
+    document = json.loads(done.stdout)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("soar-host [INC-9] debug: [zpa] ")]
+    assert len(lines) == document["http_requests"] == 4
+    assert sum(" -> 429 (" in line for line in lines) == 1
+    assert any(", attempt 2, because retry after HTTP 429: " in line for line in lines), lines
+    assert any(line.startswith("soar-host [INC-9] debug: [zpa] PATCH ") and " -> 204 (0 bytes) in " in line for line in lines)
+    assert TOKEN not in done.stderr

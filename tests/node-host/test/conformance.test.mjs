@@ -4,12 +4,11 @@
 // and the expected members on the server.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { loadPlugin, NodeHost, readConfig } from '../src/host.mjs';
+import { spawnSimulator } from '../support/simulator.mjs';
 
 const TOKEN = 'tok-NODELEAK-conformance-7d2';
 const WRONG_TOKEN = 'tok-NODELEAK-conformance-wrong';
@@ -36,7 +35,7 @@ function comparable(value) {
 
 async function startSimulator(scenario) {
   const setup = scenario.simulator ?? {};
-  const args = ['simulator', '--token-env', 'SIM_TOKEN', '--generate-users', String(setup.users ?? 5), '--generate-members', String(setup.members ?? 0)];
+  const args = ['--generate-users', String(setup.users ?? 5), '--generate-members', String(setup.members ?? 0)];
   if (scenario.seed) {
     const seed = join(mkdtempSync(join(tmpdir(), 'soar-node-conformance-')), 'seed.json');
     writeFileSync(seed, JSON.stringify(scenario.seed));
@@ -44,12 +43,7 @@ async function startSimulator(scenario) {
   }
   for (const quirk of setup.quirks ?? []) args.push('--quirk', quirk);
   for (const fault of setup.faults ?? []) args.push('--fault', fault);
-  const child = spawn(need('SOAR_HOST_BIN'), args, { env: { ...process.env, SIM_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`simulator exited (${code})`)));
-  });
-  return { child, baseUrl: JSON.parse(line).base_url };
+  return spawnSimulator(args, TOKEN);
 }
 
 async function memberNames(baseUrl) {

@@ -2,14 +2,13 @@
 // component, the same actions, the same egress rule, and a WASI shim that gives the guest nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { loadPlugin, NodeHost, readConfig } from '../src/host.mjs';
+import { spawnSimulator } from '../support/simulator.mjs';
 
 const TOKEN = 'tok-NODELEAK-41c9';
 const GROUP = 'ZPA Restricted Users';
@@ -26,13 +25,7 @@ async function startSimulator(quirks = []) {
     users: [{ id: '7001', userName: 'alice@corp.example' }, { id: '7002', userName: 'bob@corp.example' }],
     groups: [{ id: '9001', displayName: GROUP, members: [] }],
   }));
-  const args = ['simulator', '--token-env', 'SIM_TOKEN', '--seed', seed, ...quirks.flatMap((q) => ['--quirk', q])];
-  const child = spawn(need('SOAR_HOST_BIN'), args, { env: { ...process.env, SIM_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`simulator exited (${code})`)));
-  });
-  return { child, baseUrl: JSON.parse(line).base_url };
+  return spawnSimulator(['--seed', seed, ...quirks.flatMap((q) => ['--quirk', q])], TOKEN);
 }
 
 async function members(baseUrl) {

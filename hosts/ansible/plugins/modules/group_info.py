@@ -15,32 +15,14 @@ description:
     the C(soar-restricted-group) host; the bearer token stays where the config file says.
   - A connection that fails (for example C(auth-failed), C(group-not-found)) fails the task with its error kind.
 version_added: 0.1.0
-requirements:
-  - python >= 3.11
-  - soar-restricted-group (the Python host, with the plugin inside the package)
+extends_documentation_fragment:
+  - soar.restricted_group.host
 options:
   users:
     description:
       - Users whose membership to read, by email address, C(id:VALUE) or C(external:VALUE).
     type: list
     elements: str
-  config:
-    description:
-      - Path to the host's config file (the C(soar-host) config).
-    type: path
-    required: true
-  idp:
-    description:
-      - Reads this identity provider of the config only; all of them when omitted.
-    type: str
-  correlation_id:
-    description:
-      - An id carried into the results and the host's log.
-    type: str
-  plugin:
-    description:
-      - Path to another build of the component; the one inside the Python package when omitted.
-    type: path
 attributes:
   check_mode:
     support: full

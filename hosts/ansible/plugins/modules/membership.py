@@ -19,9 +19,8 @@ description:
   - A run whose status is C(partial) or C(failed) fails the task with a message naming each failed user and its
     error kind; the full document is still returned in C(result).
 version_added: 0.1.0
-requirements:
-  - python >= 3.11
-  - soar-restricted-group (the Python host, with the plugin inside the package)
+extends_documentation_fragment:
+  - soar.restricted_group.host
 options:
   users:
     description:
@@ -36,24 +35,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  config:
-    description:
-      - Path to the host's config file, the C(soar-host) config. It names the identity providers, their base URLs
-        and restricted group, where the token is, protected users and limits.
-    type: path
-    required: true
-  idp:
-    description:
-      - Acts on this identity provider of the config only; all of them when omitted.
-    type: str
-  correlation_id:
-    description:
-      - An id (an incident number, say) carried into the result, the host's log and the audit log.
-    type: str
-  plugin:
-    description:
-      - Path to another build of the component; the one inside the Python package when omitted.
-    type: path
 attributes:
   check_mode:
     support: full

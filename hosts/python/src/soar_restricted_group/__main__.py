@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Optional
 
 from . import files
 from .action import Host, Refusal, Report, describe, load_plugin, refusal_report, stderr_log
+from .users import printable
 
 MAX_USERS_FILE_BYTES = 64 * 1024 * 1024
 COMMANDS = ("test-connection", "add-to-group", "remove-from-group", "check-membership", "describe")
@@ -86,7 +88,7 @@ def run(argv: list[str]) -> tuple[Report, str]:
         return refusal_report(None, "invalid-input", "no command given; see python -m soar_restricted_group --help"), "json"
     if args.command == "describe":
         try:
-            return Report(describe(load_plugin(args.plugin, None)), 0), "describe"
+            return Report(describe(load_plugin(args.plugin, None)), 0), "json"
         except Refusal as refusal:
             return refusal_report("describe", refusal.kind, refusal.message), args.output
     try:
@@ -103,33 +105,64 @@ def run(argv: list[str]) -> tuple[Report, str]:
     return report, args.output
 
 
-def table(document: dict) -> str:
-    """One line per user and provider, for people."""
-    if document.get("status") == "error":
-        return f"error ({document['error']['kind']}): {document['error']['message']}\n"
-    lines = [f"{document['action']}: {document['status']} ({document['http_requests']} requests)"]
-    for provider in document["providers"]:
-        if provider["error"]:
-            lines.append(f"  {provider['idp']}: {provider['error']['kind']}: {provider['error']['message']}")
-        elif provider["outcome"]:
-            lines.append(f"  {provider['idp']}: {provider['outcome']}")
-        for user in provider["users"]:
-            what = user["outcome"] or (user["error"] or {}).get("kind", "")
-            lines.append(f"  {provider['idp']}  {user['user']}  {what}")
+def table(document: dict, colour: bool = False) -> str:
+    """`soar-host`'s table: one line per provider and user, the outcome or the error's kind and
+    message; server text escaped so that nothing in it can move the cursor or reorder the line."""
+
+    def paint(text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+    def describe_error(error: dict) -> str:
+        return f"{error.get('kind', '?')}: {error.get('message', '')}"
+
+    status = document.get("status") or "?"
+    status_colour = "32" if status == "success" else "33" if status == "partial" else "31"
+    lines = [f"{document.get('action') or 'soar-host'} {paint(status, status_colour)}  (http requests: {document.get('http_requests') or 0})"]
+    if not isinstance(document.get("providers"), list) and isinstance(document.get("error"), dict):
+        lines.append(paint(printable(describe_error(document["error"])), "31"))
+    rows = [["PROVIDER", "USER", "OUTCOME", "DETAIL"]]
+    for provider in document.get("providers") or []:
+        idp = provider.get("idp") or "?"
+        group = provider.get("group") or {}
+        group_text = group.get("display_name") or group.get("id") or ""
+        if isinstance(provider.get("error"), dict):
+            rows.append([idp, "-", "error", describe_error(provider["error"])])
+        elif provider.get("outcome"):
+            rows.append([idp, "-", provider["outcome"], f"group {group_text}"])
+        for user in provider.get("users") or []:
+            name = user.get("user") or "?"
+            if isinstance(user.get("error"), dict):
+                rows.append([idp, name, "error", describe_error(user["error"])])
+            elif user.get("outcome"):
+                rows.append([idp, name, user["outcome"], f"user id {user['user_id']}" if user.get("user_id") else ""])
+            else:
+                rows.append([idp, name, "-", ""])
+    rows = [[printable(str(cell)) for cell in row] for row in rows]
+    if len(rows) > 1:
+        widths = [max(len(row[column]) for row in rows) for column in range(3)]
+        for index, row in enumerate(rows):
+            outcome = row[2].ljust(widths[2])
+            if index > 0 and row[2] == "error":
+                outcome = paint(outcome, "31")
+            elif index > 0 and row[2] != "-":
+                outcome = paint(outcome, "32")
+            lines.append(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {outcome}  {row[3]}".rstrip())
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     report, output = run(sys.argv[1:] if argv is None else argv)
-    if output == "describe":
-        sys.stdout.write(json.dumps(report.document, indent=2) + "\n")
-    elif output == "table":
-        sys.stdout.write(table(report.document))
-    else:
-        sys.stdout.write(json.dumps(report.document) + "\n")
+    if output == "table":
+        sys.stdout.write(table(report.document, sys.stdout.isatty()))
+    else:  # as soar-host prints it (serde_json's pretty form)
+        sys.stdout.write(json.dumps(report.document, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return report.exit_code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    # Everything is written and flushed (the audit log synced); tearing down wasmtime's objects
+    # one by one would add 40 ms to every action.
+    os._exit(code)

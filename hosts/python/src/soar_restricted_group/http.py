@@ -6,6 +6,7 @@ slot per origin shared with every other host process through files under `cache_
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import ipaddress
 import os
@@ -185,12 +186,20 @@ class HttpClient:
     def __init__(self, config: Config, rate_dir: Optional[str], warn: Callable[[str], None]):
         self.config = config
         self.rate = RateLimiter(rate_dir, warn)
-        self.tls = ssl.create_default_context()
-        if config.ca_pem:
-            self.tls.load_verify_locations(cadata=config.ca_pem)
         self.pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
-        self.proxy = urllib3.ProxyManager(config.proxy.url.expose(), ssl_context=self.tls) if config.proxy else None
         self.lock = threading.Lock()
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext:
+        """Made on the first https request: loading the system's roots takes 50 ms."""
+        context = ssl.create_default_context()
+        if self.config.ca_pem:
+            context.load_verify_locations(cadata=self.config.ca_pem)
+        return context
+
+    @functools.cached_property
+    def proxy(self) -> Optional[urllib3.ProxyManager]:
+        return urllib3.ProxyManager(self.config.proxy.url.expose(), ssl_context=self.tls) if self.config.proxy else None
 
     def send(self, policy: EgressPolicy, request: Request, deadline: float) -> Response:
         authorized = policy.authorize(request.idp, request.url, request.headers)
@@ -213,7 +222,7 @@ class HttpClient:
         timeout = urllib3.Timeout(connect=connect, read=left, total=left)
         target = str(url)
         try:
-            if self.proxy is not None and url.scheme == "https" and not _bypasses_proxy(url):
+            if self.config.proxy is not None and url.scheme == "https" and not _bypasses_proxy(url):
                 answer = self.proxy.request(
                     request.method.upper(), target, body=request.body, headers=headers, redirect=False,
                     retries=False, timeout=timeout, preload_content=False,
