@@ -15,6 +15,7 @@ import hmac
 import os
 import platform
 import secrets
+import stat
 from typing import Callable, Optional
 
 from wasmtime import _ffi as wasmtime_ffi
@@ -38,14 +39,31 @@ class _Untrusted(Exception):
     pass
 
 
+def _open_trusted(path: str, max_bytes: int) -> tuple[int, bytes]:
+    """An open descriptor of a regular file (not a link) that this user owns and others cannot
+    write, and its contents; the caller closes the descriptor."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Untrusted(f"{os.path.basename(path)} is not a regular file")
+        why = files.trusted(info)
+        if why:
+            raise _Untrusted(f"{os.path.basename(path)}: {why}")
+        if info.st_size > max_bytes:
+            raise _Untrusted(f"{os.path.basename(path)} is larger than {max_bytes} bytes")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return fd, b"".join(chunks)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_trusted(path: str, max_bytes: int) -> bytes:
-    info = os.lstat(path)
-    if not os.path.isfile(path) or os.path.islink(path):
-        raise _Untrusted(f"{os.path.basename(path)} is not a regular file")
-    why = files.trusted(info)
-    if why:
-        raise _Untrusted(f"{os.path.basename(path)}: {why}")
-    data, _ = files.read_regular(path, max_bytes)
+    fd, data = _open_trusted(path, max_bytes)
+    os.close(fd)
     return data
 
 
@@ -87,8 +105,8 @@ def _write(path: str, contents: bytes) -> None:
 def load(plugin_sha256: str, folder: Optional[str], compile_fresh: Callable[[Optional[bytes]], object],
          serialize: Callable[[object], bytes], warn: Callable[[str], None]):
     """The runtime, built from a trusted cache entry when there is a valid one, else compiled
-    (and stored when the folder is trusted). `compile_fresh(None)` compiles; `compile_fresh(bytes)`
-    deserializes and raises on bytes it cannot use."""
+    (and stored when the folder is trusted). `compile_fresh(None)` compiles; `compile_fresh(entry)`
+    deserializes the entry (its bytes, or a path naming them) and raises on one it cannot use."""
     if folder is None:
         return compile_fresh(None)
     try:
@@ -105,16 +123,22 @@ def load(plugin_sha256: str, folder: Optional[str], compile_fresh: Callable[[Opt
     name = "py-" + hashlib.sha256(f"{plugin_sha256}\n{identity}".encode()).hexdigest()
     artefact_path = os.path.join(folder, name + ".cwasm")
     tag_path = os.path.join(folder, name + ".tag")
+    fd = None
     try:
-        artefact = _read_trusted(artefact_path, MAX_ARTEFACT_BYTES)
-        tag = _read_trusted(tag_path, 1024).decode("ascii", "replace").strip()
+        fd, artefact = _open_trusted(artefact_path, MAX_ARTEFACT_BYTES)
+        tag = _read_trusted(tag_path, 1024).decode("ascii", "replace")
+        if secrets.compare_digest(tag.strip(), _tag(key, plugin_sha256, identity, artefact)):
+            # The descriptor names the very file whose bytes were just checked; wasmtime maps it
+            # instead of copying the bytes in (0.5 ms instead of 1.4 ms).
+            by_descriptor = f"/proc/self/fd/{fd}"
+            return compile_fresh(by_descriptor if os.path.exists(by_descriptor) else artefact)
     except (OSError, _Untrusted, files.FileProblem):
-        artefact = tag = None
-    if artefact is not None and secrets.compare_digest(tag, _tag(key, plugin_sha256, identity, artefact)):
-        try:
-            return compile_fresh(artefact)
-        except Exception:  # an entry wasmtime refuses is rebuilt below
-            pass
+        pass
+    except Exception:  # an entry wasmtime refuses is rebuilt below
+        pass
+    finally:
+        if fd is not None:
+            os.close(fd)
     runtime = compile_fresh(None)
     try:
         compiled = serialize(runtime)

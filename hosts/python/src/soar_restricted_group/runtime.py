@@ -103,12 +103,16 @@ class Services:
 
 
 class PluginRuntime:
-    def __init__(self, wasm: bytes, serialized: Optional[bytes] = None):
+    def __init__(self, wasm: bytes, serialized: bytes | str | None = None):
+        """Compiles `wasm`, or deserializes `serialized` (the bytes of `serialize()`, or a path to
+        them), which must come from a trusted cache."""
         config = wasmtime.Config()
         config.epoch_interruption = True
         self.engine = wasmtime.Engine(config)
         try:
-            if serialized is not None:
+            if isinstance(serialized, str):
+                self.component = wc.Component.deserialize_file(self.engine, serialized)
+            elif serialized is not None:
                 self.component = wc.Component.deserialize(self.engine, serialized)
             else:
                 self.component = wc.Component(self.engine, wasm)
