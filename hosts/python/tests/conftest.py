@@ -83,9 +83,14 @@ def write_provider_config(path: Path, base_url: str, token_env: str, **top) -> P
     return path
 
 
+def cli_command(program: str) -> list[str]:
+    """The command line of `soar-host` ("rust") or of the Python host ("python")."""
+    return [SOAR_HOST] if program == "rust" else [sys.executable, "-m", "soar_restricted_group"]
+
+
 def run_cli(program: str, args: list[str], token: str = TOKEN, stdin: str | None = None):
     """One command line of either host: (document, exit code, stderr)."""
-    command = [SOAR_HOST] if program == "rust" else [sys.executable, "-m", "soar_restricted_group"]
+    command = cli_command(program)
     env = {**os.environ, "SOAR_TEST_TOKEN": token}
     done = subprocess.run(command + args, capture_output=True, text=True, env=env, input=stdin, timeout=120)
     return json.loads(done.stdout), done.returncode, done.stderr

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import GROUP, ROOT, TOKEN, Simulator, comparable
+from conftest import GROUP, ROOT, TOKEN, Simulator, cli_command, comparable
 
 SCENARIOS = ROOT / "tests" / "conformance" / "scenarios"
 WRONG_TOKEN = "conformance-wrong-token-42"
@@ -65,7 +64,7 @@ def shared_cache(tmp_path_factory):
 
 @pytest.mark.parametrize("scenario", scenarios("python"), ids=lambda s: s["name"])
 def test_the_python_cli_meets_the_scenario(scenario, tmp_path, shared_cache):
-    document, code, members = run(scenario, [sys.executable, "-m", "soar_restricted_group"], tmp_path, shared_cache)
+    document, code, members = run(scenario, cli_command("python"), tmp_path, shared_cache)
     assert (comparable(document), code) == (comparable(scenario["document"]), scenario["exit_code"])
     if "members_after" in scenario:  # absent where the server gives no way to read membership
         assert members == set(scenario["members_after"])

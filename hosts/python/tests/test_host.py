@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import FIXTURES, SOAR_HOST, TOKEN, Simulator, comparable, run_cli, write_provider_config
+from conftest import FIXTURES, TOKEN, Simulator, cli_command, comparable, run_cli, write_provider_config
 
 from soar_restricted_group import Host
 from soar_restricted_group.action import GroupLocks, tenant_key
@@ -242,10 +241,9 @@ def test_both_command_lines_print_the_same_text_for_the_same_answers(tmp_path):
         try:
             config = write_provider_config(tmp_path / f"{program}.json", simulator.base_url, "SOAR_TEST_TOKEN",
                                            cache_dir=str(tmp_path / "cache"))
-            command = [SOAR_HOST] if program == "rust" else [sys.executable, "-m", "soar_restricted_group"]
             env = {**os.environ, "SOAR_TEST_TOKEN": TOKEN}
             printed[program] = [
-                subprocess.run([*command, "--output", output, "--config", str(config), *args], capture_output=True, text=True, env=env).stdout
+                subprocess.run([*cli_command(program), "--output", output, "--config", str(config), *args], capture_output=True, text=True, env=env).stdout
                 for args in SCENARIOS[:8] for output in ("table", "json")
             ]
         finally:
@@ -259,7 +257,7 @@ def test_both_command_lines_print_the_same_text_for_the_same_answers(tmp_path):
 def test_the_request_log_has_a_line_per_exchange_with_its_purpose(config_file, simulator):
     config = config_file()
     env = {**os.environ, "SOAR_TEST_TOKEN": TOKEN, "SOAR_HOST_LOG": "debug"}
-    done = subprocess.run([sys.executable, "-m", "soar_restricted_group", "--config", config, "--correlation-id", "INC-9",
+    done = subprocess.run([*cli_command("python"), "--config", config, "--correlation-id", "INC-9",
                            "add-to-group", "--user", "user1@corp.example"], capture_output=True, text=True, env=env)
     document = json.loads(done.stdout)
     lines = [line for line in done.stderr.splitlines() if line.startswith("soar-host [INC-9] debug: [zpa] ")]
@@ -268,3 +266,47 @@ def test_the_request_log_has_a_line_per_exchange_with_its_purpose(config_file, s
     assert any(", attempt 2, because retry after HTTP 429: " in line for line in lines), lines
     assert any(line.startswith("soar-host [INC-9] debug: [zpa] PATCH ") and " -> 204 (0 bytes) in " in line for line in lines)
     assert TOKEN not in done.stderr
+
+
+def _trace_projection(har: dict, base_url: str) -> list:
+    """What must agree between hosts in a trace: every entry but its timings (and the server's
+    timestamps inside answers: the content's size and type stand for it), in a stable order."""
+    def text(value):
+        return None if value is None else value.replace(base_url, "BASE")
+
+    return sorted(
+        (entry["request"]["method"], text(entry["request"]["url"]), entry["response"]["status"], entry["response"]["statusText"],
+         entry["response"]["content"]["size"], entry["response"]["content"]["mimeType"],
+         text((entry["request"].get("postData") or {}).get("text")),
+         tuple(sorted(h["name"].lower() for h in entry["request"]["headers"])), entry["_doing"], entry["_attempt"], entry["_reason"])
+        for entry in har["log"]["entries"]
+    )
+
+
+def test_a_trace_holds_what_soar_host_traces_and_never_the_token(tmp_path):
+    traced = {}
+    for program in ("rust", "python"):
+        simulator = Simulator()
+        try:
+            config = write_provider_config(tmp_path / f"{program}.json", simulator.base_url, "SOAR_TEST_TOKEN",
+                                           cache_dir=str(tmp_path / "cache"))
+            path = tmp_path / f"{program}.har"
+            document, code, _ = run_cli(program, ["--config", str(config), "--trace", str(path), "add-to-group",
+                                                  "--user", "user1@corp.example", "--user", "ghost@corp.example"])
+            assert code == 3, document
+            har = json.loads(path.read_text())
+            assert len(har["log"]["entries"]) == document["http_requests"]
+            assert os.stat(path).st_mode & 0o077 == 0
+            assert TOKEN not in path.read_text()
+            traced[program] = _trace_projection(har, simulator.base_url)
+        finally:
+            simulator.stop()
+    assert any(entry[0] == "PATCH" and entry[2] == 204 for entry in traced["python"])
+    assert traced["python"] == traced["rust"]
+
+
+def test_a_trace_path_that_cannot_be_written_refuses_the_action_before_anything_is_sent(config_file, simulator, tmp_path):
+    document, code, _ = run_cli("python", ["--config", config_file(), "--trace", str(tmp_path), "add-to-group", "--user", "user1@corp.example"])
+    assert (code, document["error"]["kind"]) == (2, "invalid-input")
+    assert document["error"]["message"].startswith(f"--trace {tmp_path}: cannot write there")
+    assert simulator.members() == set()

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Optional
 
-from . import files
+from . import files, trace
 from .action import Host, Refusal, Report, describe, load_plugin, refusal_report, stderr_log
 from .users import printable
 
@@ -35,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--config", metavar="FILE")
     top.add_argument("--output", choices=("json", "table"), default="json")
     top.add_argument("--correlation-id", metavar="ID")
+    top.add_argument("--trace", metavar="FILE")
     commands = top.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     def users(command):
@@ -101,8 +102,29 @@ def run(argv: list[str]) -> tuple[Report, str]:
     options = {"idp": args.idp, "correlation_id": args.correlation_id}
     if args.command in ("add-to-group", "remove-from-group"):
         options.update(dry_run=args.dry_run, max_retries=args.max_retries, timeout_ms=args.timeout_ms)
-    report = host.run(args.command, users if args.command != "test-connection" else [], **options)
+    try:
+        trace_file = trace.TraceFile(args.trace) if args.trace else None
+    except trace.TraceError as unusable:
+        return refusal_report(args.command, "invalid-input", str(unusable)), args.output
+    recorder = trace.Recorder() if trace_file else None
+    report = host.run(args.command, users if args.command != "test-connection" else [], watch=recorder, **options)
+    if trace_file:
+        try:
+            trace_file.write(recorder.har(("soar-restricted-group", host_version())))
+        except trace.TraceError as why:  # the action ran; the operator must learn that its trace is missing
+            host.log("error", str(why))
+            report.document["trace_error"] = str(why)
+            report.exit_code = max(report.exit_code, 1)
     return report, args.output
+
+
+def host_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("soar-restricted-group")
+    except metadata.PackageNotFoundError:  # run from a checkout
+        return "unknown"
 
 
 def table(document: dict, colour: bool = False) -> str:

@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Callable, Iterable, Optional
 from wasmtime import component as wc
 
 from . import config as config_module
-from . import cache, files, http
+from . import cache, files, http, trace
 from .config import Config, ConfigError, ProviderConfig
 from .runtime import LoadError, PluginFailure, PluginRuntime, Services
 from .users import InvalidUser, parse_user_ref, printable
@@ -26,6 +27,7 @@ SCHEMA_VERSION = 1
 PLUGIN_FILE_NAME = "restricted_group_plugin.wasm"
 _LOCK_POLL_S = 0.01
 _LEVELS = ("debug", "info", "warn", "error")
+_STDERR_LOCK = threading.Lock()
 
 
 @dataclass
@@ -76,8 +78,11 @@ def stderr_log(correlation_id: Optional[str]) -> Callable[[str, str], None]:
 
     def write(level: str, message: str) -> None:
         if level != "debug" or verbose:
-            import sys
-            print(f"soar-host{context} {level}: {message}", file=sys.stderr, flush=True)
+            # One write per line under a lock: requests of a batch log from several threads, and
+            # print() writes the text and its newline apart, so lines would run into each other.
+            with _STDERR_LOCK:
+                sys.stderr.write(f"soar-host{context} {level}: {message}\n")
+                sys.stderr.flush()
 
     return write
 
@@ -163,12 +168,14 @@ class Host:
     def describe(self) -> Report:
         return Report(describe(self.runtime), 0)
 
-    def run(self, action, users, dry_run=False, idp=None, correlation_id=None, max_retries=None, timeout_ms=None) -> Report:
+    def run(self, action, users, dry_run=False, idp=None, correlation_id=None, max_retries=None, timeout_ms=None,
+            watch: Optional[Callable[[trace.Exchange], None]] = None) -> Report:
+        """Runs one action; `watch` hears of every exchange (a `trace.Recorder`, say)."""
         try:
             call, providers, deadline_ms = self._prepare(action, users, dry_run, idp, max_retries, timeout_ms)
         except Refusal as refusal:
             return refusal_report(action, refusal.kind, refusal.message)
-        return self._execute(action, call, providers, deadline_ms, correlation_id)
+        return self._execute(action, call, providers, deadline_ms, correlation_id, watch)
 
     def _prepare(self, action, users, dry_run, idp, max_retries, timeout_ms):
         if isinstance(users, str):
@@ -203,7 +210,7 @@ class Host:
         })
         return [request], providers, timeout_ms or self.config.limits.deadline_ms
 
-    def _execute(self, action, call, providers, deadline_ms, correlation_id) -> Report:
+    def _execute(self, action, call, providers, deadline_ms, correlation_id, watch) -> Report:
         changes = action in ("add-to-group", "remove-from-group")
         dry_run = bool(getattr(call[0], "dry-run", False))
         audit = None
@@ -227,7 +234,10 @@ class Host:
                                          failure_report(action, dry_run, correlation_id, 0, failure, providers, call))
                 except OSError as why:
                     self._warn(f"the group lock folder cannot be used ({why.strerror or why}); changes from other soar-host processes are not kept apart: set cache_dir to a writable folder")
-            invocation = _Invocation(self.client, policy, deadline, self.log, max(p.max_concurrent_requests for p in providers))
+            watchers = [watch] if watch else []
+            if os.environ.get("SOAR_HOST_LOG", "").lower() == "debug":
+                watchers.append(lambda exchange: self.log("debug", printable(trace.request_line(exchange))))
+            invocation = _Invocation(self.client, policy, deadline, self.log, max(p.max_concurrent_requests for p in providers), watchers)
             left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
             try:
                 result = self.runtime.invoke(action, call, invocation.services(), left_ms, self.config.limits.memory_limit_mib)
@@ -264,11 +274,11 @@ class _Invocation:
     """The services one action's store uses: requests counted, run concurrently up to the
     providers' bound, each bounded by the time left."""
 
-    def __init__(self, client, policy, deadline, log, max_concurrent):
+    def __init__(self, client, policy, deadline, log, max_concurrent, watchers):
         self.client, self.policy, self.deadline, self.log = client, policy, deadline, log
         self.max_concurrent = max_concurrent
-        # One debug line per exchange, built only when someone reads it (SOAR_HOST_LOG=debug).
-        self.request_log = os.environ.get("SOAR_HOST_LOG", "").lower() == "debug"
+        # Who hears of each exchange (the request log, a trace); exchanges are described only for them.
+        self.watchers = watchers
         self.requests = 0
         self.lock = threading.Lock()
 
@@ -295,14 +305,29 @@ class _Invocation:
 
     def _send(self, pair):
         wit_request, purpose = pair
-        if not self.request_log:
-            return self._exchange(wit_request)
-        started = time.monotonic()
-        answer = self._exchange(wit_request)
-        self.log("debug", printable(request_line(wit_request, purpose, answer, time.monotonic() - started)))
+        if not self.watchers:
+            return self._exchange(wit_request)[0]
+        started, clock = datetime.now(timezone.utc), time.monotonic()
+        answer, reached = self._exchange(wit_request)
+        body = getattr(wit_request, "body")
+        exchange = trace.Exchange(
+            idp=wit_request.idp, method=str(wit_request.method).upper(), url=wit_request.url,
+            request_headers=[tuple(pair) for pair in wit_request.headers] + [("Authorization", "Bearer [redacted]")],
+            request_body=None if body is None else self.policy.redactor.redact_bytes(bytes(body)) or bytes(body),
+            started=started, duration_s=time.monotonic() - clock, reached_network=reached,
+            doing=purpose.doing if purpose else "", attempt=purpose.attempt if purpose else 1,
+            reason=purpose.reason if purpose else None,
+        )
+        if isinstance(answer, wc.Variant):
+            exchange.error = (answer.tag, answer.payload)
+        else:
+            exchange.status, exchange.headers, exchange.body = answer.status, list(answer.headers), bytes(answer.body)
+        for watcher in self.watchers:
+            watcher(exchange)
         return answer
 
     def _exchange(self, wit_request):
+        """The plugin's answer to one request, and whether the request reached a server."""
         try:
             body = getattr(wit_request, "body")
             request = http.Request(
@@ -314,38 +339,14 @@ class _Invocation:
                 self.requests += 1
             body = self.policy.redactor.redact_bytes(answer.body)
             headers = [(name, self.policy.redactor.redact(value)) for name, value in answer.headers]
-            return _record(status=answer.status, headers=headers, body=answer.body if body is None else body)
+            return _record(status=answer.status, headers=headers, body=answer.body if body is None else body), True
         except http.HttpError as error:
             if error.reached_server:
                 with self.lock:
                     self.requests += 1
-            return wc.Variant(error.kind, self.policy.redactor.redact(error.message))
+            return wc.Variant(error.kind, self.policy.redactor.redact(error.message)), error.reached_server
         except Exception as error:  # a host bug must not trap the guest
-            return wc.Variant("connection-failed", self.policy.redactor.redact(f"the host failed: {type(error).__name__}"))
-
-
-_HTTP_ERROR_WORDS = {"connection-failed": "connection failed", "tls-failed": "TLS failed", "too-large": "too large"}
-
-
-def request_line(wit_request, purpose, answer, took_s: float) -> str:
-    """`soar-host`'s request log line: `[idp] METHOD path?query -> answer in N ms, attempt N,
-    because REASON: DOING`."""
-    _, _, rest = wit_request.url.partition("://")
-    slash = rest.find("/")
-    target = rest[slash:] if slash >= 0 else "/"
-    if isinstance(answer, wc.Variant):
-        outcome = f"{_HTTP_ERROR_WORDS.get(answer.tag, answer.tag)}: {answer.payload}"
-    else:
-        outcome = f"{answer.status} ({len(answer.body)} bytes)"
-    line = f"[{wit_request.idp}] {str(wit_request.method).upper()} {target} -> {outcome} in {int(took_s * 1000)} ms"
-    if purpose is not None:
-        if purpose.attempt > 1:
-            line += f", attempt {purpose.attempt}"
-        if purpose.reason:
-            line += f", because {purpose.reason}"
-        if purpose.doing:
-            line += f": {purpose.doing}"
-    return line
+            return wc.Variant("connection-failed", self.policy.redactor.redact(f"the host failed: {type(error).__name__}")), False
 
 
 def load_plugin(path: Optional[str], config: Optional[Config], warn: Optional[Callable[[str], None]] = None) -> PluginRuntime:
