@@ -305,15 +305,22 @@ class _Invocation:
 
     def _send(self, pair):
         wit_request, purpose = pair
+        try:
+            body = getattr(wit_request, "body")
+            request = http.Request(
+                idp=wit_request.idp, method=str(wit_request.method).upper(), url=wit_request.url,
+                headers=[tuple(header) for header in wit_request.headers], body=None if body is None else bytes(body),
+            )
+        except Exception as error:  # a host bug must not trap the guest
+            return self._host_failed(error)
         if not self.watchers:
-            return self._exchange(wit_request)[0]
+            return self._exchange(request)[0]
         started, clock = datetime.now(timezone.utc), time.monotonic()
-        answer, reached = self._exchange(wit_request)
-        body = getattr(wit_request, "body")
+        answer, reached = self._exchange(request)
         exchange = trace.Exchange(
-            idp=wit_request.idp, method=str(wit_request.method).upper(), url=wit_request.url,
-            request_headers=[tuple(pair) for pair in wit_request.headers] + [("Authorization", "Bearer [redacted]")],
-            request_body=None if body is None else self.policy.redactor.redact_bytes(bytes(body)) or bytes(body),
+            idp=request.idp, method=request.method, url=request.url,
+            request_headers=request.headers + [("Authorization", "Bearer [redacted]")],
+            request_body=None if request.body is None else self.policy.redactor.redact_bytes(request.body) or request.body,
             started=started, duration_s=time.monotonic() - clock, reached_network=reached,
             doing=purpose.doing if purpose else "", attempt=purpose.attempt if purpose else 1,
             reason=purpose.reason if purpose else None,
@@ -326,14 +333,9 @@ class _Invocation:
             watcher(exchange)
         return answer
 
-    def _exchange(self, wit_request):
+    def _exchange(self, request: http.Request):
         """The plugin's answer to one request, and whether the request reached a server."""
         try:
-            body = getattr(wit_request, "body")
-            request = http.Request(
-                idp=wit_request.idp, method=str(wit_request.method), url=wit_request.url,
-                headers=[tuple(pair) for pair in wit_request.headers], body=None if body is None else bytes(body),
-            )
             answer = self.client.send(self.policy, request, self.deadline)
             with self.lock:
                 self.requests += 1
@@ -346,7 +348,10 @@ class _Invocation:
                     self.requests += 1
             return wc.Variant(error.kind, self.policy.redactor.redact(error.message)), error.reached_server
         except Exception as error:  # a host bug must not trap the guest
-            return wc.Variant("connection-failed", self.policy.redactor.redact(f"the host failed: {type(error).__name__}")), False
+            return self._host_failed(error), False
+
+    def _host_failed(self, error: Exception):
+        return wc.Variant("connection-failed", self.policy.redactor.redact(f"the host failed: {type(error).__name__}"))
 
 
 def load_plugin(path: Optional[str], config: Optional[Config], warn: Optional[Callable[[str], None]] = None) -> PluginRuntime:
