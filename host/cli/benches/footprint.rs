@@ -25,11 +25,6 @@ fn children_peak_kib() -> u64 {
     usage.ru_maxrss as u64
 }
 
-fn median(mut values: Vec<u64>) -> u64 {
-    values.sort_unstable();
-    values[values.len() / 2]
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;

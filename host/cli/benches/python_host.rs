@@ -10,6 +10,9 @@
 //! The Python is `SOAR_PYTHON`, else `target/py-venv/bin/python` (which `scripts/test.sh` installs).
 //! Without `--bench` (as the test command runs it) every measurement runs twice, to keep it working.
 
+mod common;
+
+use common::{median, GROUP};
 use serde_json::{json, Value};
 use soar_host::action::{ActionHost, ActionRequest};
 use soar_host::config::Config;
@@ -22,12 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "bench-python-token-0123456789";
-const GROUP: &str = "ZPA Restricted Users";
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
 
 fn median_of(rounds: usize, mut run: impl FnMut()) -> Duration {
     median(

@@ -73,10 +73,11 @@ def comparable(value):
     return value
 
 
-def write_provider_config(path: Path, base_url: str, token_env: str, **top) -> Path:
-    """A config of one provider `zpa` at `base_url` with the restricted group; `top` keys merged in."""
+def write_provider_config(path: Path, base_url: str, token_env: str, provider: dict | None = None, **top) -> Path:
+    """A config of one provider `zpa` at `base_url` with the restricted group; `provider` keys
+    merged into the provider, `top` keys into the config."""
     path.write_text(json.dumps({
-        "identity_providers": [{"name": "zpa", "base_url": base_url, "restricted_group": GROUP, "token_env": token_env}],
+        "identity_providers": [{"name": "zpa", "base_url": base_url, "restricted_group": GROUP, "token_env": token_env, **(provider or {})}],
         "allow_http": True,
         **top,
     }))

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import GROUP, ROOT, TOKEN, Simulator, cli_command, comparable
+from conftest import ROOT, TOKEN, Simulator, cli_command, comparable, write_provider_config
 
 SCENARIOS = ROOT / "tests" / "conformance" / "scenarios"
 WRONG_TOKEN = "conformance-wrong-token-42"
@@ -34,20 +34,13 @@ def simulator_flags(scenario: dict, folder: Path) -> list[str]:
     return flags
 
 
-def write_config(scenario: dict, base_url: str, folder: Path, cache: Path) -> Path:
-    provider = {"name": "zpa", "base_url": base_url, "restricted_group": GROUP, "token_env": "CONFORMANCE_TOKEN", **scenario.get("provider", {})}
-    config = {"identity_providers": [provider], "allow_http": True, "cache_dir": str(cache), **scenario.get("config", {})}
-    path = folder / "config.json"
-    path.write_text(json.dumps(config))
-    return path
-
-
 def run(scenario: dict, command: list[str], folder: Path, cache: Path) -> tuple[dict, int, set]:
     """Runs a scenario with a host's command line: (document, exit code, members after); `cache`
     is the compiled-component cache the runs share."""
     simulator = Simulator(*simulator_flags(scenario, folder), generate=False)
     try:
-        config = write_config(scenario, simulator.base_url, folder, cache)
+        config = write_provider_config(folder / "config.json", simulator.base_url, "CONFORMANCE_TOKEN", scenario.get("provider"),
+                                       cache_dir=str(cache), **scenario.get("config", {}))
         token = WRONG_TOKEN if scenario.get("token") == "wrong" else TOKEN
         env = {**os.environ, "CONFORMANCE_TOKEN": token}
         done = subprocess.run([*command, "--config", str(config), *scenario["args"]], capture_output=True, text=True, env=env, timeout=120)

@@ -97,3 +97,9 @@ pub fn trivial_call() -> Call {
         request: MembershipRequest { settings, users: Vec::new(), dry_run: false, protected: Vec::new() },
     }
 }
+
+/// The middle value (the upper one of an even count).
+pub fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
+    values.sort_unstable();
+    values[values.len() / 2]
+}

@@ -50,12 +50,7 @@ def _open_trusted(path: str, max_bytes: int) -> tuple[int, bytes]:
         why = files.trusted(info)
         if why:
             raise _Untrusted(f"{os.path.basename(path)}: {why}")
-        if info.st_size > max_bytes:
-            raise _Untrusted(f"{os.path.basename(path)} is larger than {max_bytes} bytes")
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return fd, b"".join(chunks)
+        return fd, files.read_open(fd, max_bytes)
     except BaseException:
         os.close(fd)
         raise

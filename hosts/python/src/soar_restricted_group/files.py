@@ -38,22 +38,27 @@ def _open_checked(path: str, flags: int, mode: int = 0o600) -> int:
     return fd
 
 
+def read_open(fd: int, max_bytes: int) -> bytes:
+    """What an open file holds from where it stands, at most `max_bytes`."""
+    chunks = []
+    total = 0
+    while total <= max_bytes:
+        chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if total > max_bytes:
+        raise FileProblem(f"is larger than {max_bytes} bytes")
+    return b"".join(chunks)
+
+
 def read_regular(path: str, max_bytes: int) -> tuple[bytes, os.stat_result]:
     """The contents of a regular file (or what a link names), at most `max_bytes`."""
     fd = _open_checked(path, os.O_RDONLY)
     try:
         info = os.fstat(fd)
-        chunks = []
-        total = 0
-        while total <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > max_bytes:
-            raise FileProblem(f"is larger than {max_bytes} bytes")
-        return b"".join(chunks), info
+        return read_open(fd, max_bytes), info
     finally:
         os.close(fd)
 
