@@ -8,6 +8,8 @@ fi
 cargo build --quiet -p restricted-group-plugin --target wasm32-wasip2 --profile component
 wasm=target/wasm32-wasip2/component/restricted_group_plugin.wasm
 echo "plugin: $wasm ($(wc -c <"$wasm") bytes)" >&2
+# The Python package carries it (package data of the wheel).
+cp "$wasm" hosts/python/python/soar_restricted_group/
 if [ "${1:-}" = "--fixtures" ]; then
   # Hostile components for the sandbox tests: one plain, one per forbidden WASI import, and one
   # built against the frozen WIT 1.0.0.

@@ -21,21 +21,36 @@ if ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
 fi
 export SOAR_SCIM2_SERVER="$PWD/$venv/bin/scim2-server"
 export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
-# The Python host (hosts/python): installed as a user would (pip, the component as package data)
-# into a venv under target/, with its exact dependencies and the pinned ansible-core; pytest drives
-# it, and the Ansible collection (hosts/ansible) under real ansible-playbook, against the simulator.
-# Installed before the cargo tests: the python_host benchmark runs it once as a test.
-py_venv=target/py-venv
-py_requirements=(hosts/python/pyproject.toml hosts/ansible/tests/requirements.txt)
-if ! cat "${py_requirements[@]}" | cmp -s - "$py_venv/installed.txt" 2>/dev/null; then
-  rm -rf "$py_venv"
-  python3 -m venv "$py_venv"
-  "$py_venv/bin/pip" install --quiet --disable-pip-version-check "./hosts/python[test]" -r hosts/ansible/tests/requirements.txt
-  cat "${py_requirements[@]}" > "$py_venv/installed.txt"
+# The Python package (hosts/python): the Rust core behind PyO3, built by maturin into one abi3 wheel
+# with the component and the `soar-host` command inside, linked against glibc 2.28 (zig) so that
+# RHEL 8-era SOAR servers and Splunk SOAR's packager take it; auditwheel checks the tag. The build
+# shares target/ (its own target triple folder), so later runs rebuild only what changed.
+build_venv=target/build-venv
+build_requirements=hosts/python/requirements-build.txt
+if ! cmp -s "$build_requirements" "$build_venv/installed.txt" 2>/dev/null; then
+  rm -rf "$build_venv"
+  python3 -m venv "$build_venv"
+  "$build_venv/bin/pip" install --quiet --disable-pip-version-check -r "$build_requirements"
+  cp "$build_requirements" "$build_venv/installed.txt"
 fi
-cp target/wasm32-wasip2/component/restricted_group_plugin.wasm hosts/python/src/soar_restricted_group/
-"$py_venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall ./hosts/python
-rm -rf hosts/python/build
+rm -f target/wheels/soar_restricted_group-*.whl
+# maturin finds zig as `python3 -m ziglang`: the build venv's Python comes first on PATH.
+PATH="$PWD/$build_venv/bin:$PATH" maturin build --quiet --release --strip --zig --compatibility manylinux_2_28 \
+  -m hosts/python/Cargo.toml --out target/wheels
+wheel=$(ls target/wheels/soar_restricted_group-*.whl)
+"$build_venv/bin/auditwheel" show "$wheel" | tr '\n' ' ' | grep -q 'consistent with the following platform tag: "manylinux_2_28_x86_64"' \
+  || { echo "the wheel is not manylinux_2_28: $("$build_venv/bin/auditwheel" show "$wheel")" >&2; exit 1; }
+
+# The wheel installed as a user would, into a fresh venv under target/, with the pinned test tools
+# and ansible-core; pytest drives it (and the Ansible collection under real ansible-playbook) with
+# no cargo on PATH. Installed before the cargo tests: the python_host benchmark runs it once.
+py_venv=target/py-venv
+rm -rf "$py_venv"
+python3 -m venv "$py_venv"
+"$py_venv/bin/pip" install --quiet --disable-pip-version-check "$wheel" \
+  -r hosts/python/requirements-test.txt -r hosts/ansible/tests/requirements.txt
+(cd hosts/python && "../../$py_venv/bin/ruff" check . && "../../$py_venv/bin/ruff" format --check . \
+  && "../../$py_venv/bin/mypy" --strict .)
 
 # One package set and --all-targets for both commands, so that dependencies are built once with one
 # feature set; the end-to-end tests run the `soar-host` binary this build leaves in target/debug.
@@ -58,7 +73,10 @@ SOAR_PLUGIN="$PWD/target/wasm32-wasip2/component/restricted_group_plugin.wasm" \
 SOAR_FIXTURES="$PWD/target/fixtures" \
   npm --prefix tests/node-host test --silent
 
-# The Python host, the conformance scenarios through its CLI, and the Ansible collection.
+# The Python package, the conformance scenarios through its CLI, and the Ansible collection, run
+# against the installed wheel with cargo (and rustup) off PATH: a user who has only Python.
+no_cargo_path=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v -e '\.cargo/bin' -e rustup | paste -sd: -)
+PATH="$no_cargo_path" SOAR_TEST_WITHOUT_CARGO=1 \
 SOAR_HOST_BIN="$PWD/target/debug/soar-host" \
 SOAR_FIXTURES="$PWD/target/fixtures" \
   "$py_venv/bin/python" -m pytest -q -p no:cacheprovider hosts/python/tests hosts/ansible/tests

@@ -8,8 +8,10 @@ use soar_types::WIT_VERSION;
 pub const PLUGIN_NAME: &str = "zscaler-restricted-group";
 pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The manifest's text: settings, credential and actions, with the result schema they share.
+/// The manifest's text: credential and actions, with the result schema they share.
 const MANIFEST_JSON: &str = include_str!("manifest.json");
+/// The config file's JSON Schema, generated from the host's config types: the manifest's settings.
+const CONFIG_SCHEMA: &str = include_str!(concat!(env!("OUT_DIR"), "/config.schema.min.json"));
 
 /// The manifest as JSON, each action's `output_schema` filled in from the shared result schema.
 pub fn manifest_document() -> Value {
@@ -19,6 +21,7 @@ pub fn manifest_document() -> Value {
     document["name"] = PLUGIN_NAME.into();
     document["version"] = PLUGIN_VERSION.into();
     document["wit_version"] = WIT_VERSION.into();
+    document["settings"] = settings(&serde_json::from_str(CONFIG_SCHEMA).expect("config.schema.json is JSON"));
     let enum_with_null = |outcomes: Value| {
         let mut values = outcomes.as_array().cloned().unwrap_or_default();
         values.push(Value::Null);
@@ -38,6 +41,34 @@ pub fn manifest_document() -> Value {
     document
 }
 
+/// One setting per key of the config file (top level, then each provider's), from its schema.
+fn settings(schema: &Value) -> Value {
+    let provider = &schema["properties"]["identity_providers"]["items"];
+    let mut settings = Vec::new();
+    for (scope, object) in [("top", schema), ("provider", provider)] {
+        let required = object["required"].as_array().cloned().unwrap_or_default();
+        for (key, property) in object["properties"].as_object().into_iter().flatten() {
+            let mut json_schema = property.clone();
+            let fields = json_schema.as_object_mut().expect("a property schema");
+            let description = fields.remove("description").unwrap_or_default();
+            let example = match fields.remove("examples").and_then(|examples| examples.get(0).cloned()) {
+                Some(Value::String(text)) => text,
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            settings.push(json!({
+                "key": key,
+                "scope": scope,
+                "json_schema": json_schema,
+                "required": required.iter().any(|name| name == key),
+                "description": description,
+                "example": example,
+            }));
+        }
+    }
+    Value::Array(settings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +85,15 @@ mod tests {
             }
         }
         assert!(document.get("result_schema").is_none());
+        let settings = document["settings"].as_array().unwrap();
+        let keys: Vec<(&str, &str)> =
+            settings.iter().map(|s| (s["scope"].as_str().unwrap(), s["key"].as_str().unwrap())).collect();
+        for wanted in [("top", "identity_providers"), ("top", "deadline_ms"), ("provider", "base_url")] {
+            assert!(keys.contains(&wanted), "{wanted:?} in {keys:?}");
+        }
+        let retries = settings.iter().find(|s| s["key"] == "max_retries").unwrap();
+        assert_eq!(retries["json_schema"]["maximum"], 100, "the loader's bound, from the same types");
+        assert_eq!(settings.iter().find(|s| s["key"] == "name").unwrap()["required"], true);
     }
 
     #[test]

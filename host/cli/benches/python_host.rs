@@ -1,11 +1,12 @@
 //! The Python host (hosts/python) beside the Rust one, in one run, against one out-of-process
 //! `soar-host simulator` on loopback: `cargo bench -p soar-host-cli --bench python_host`.
 //!
-//! - in process: load from the compiled cache, test-connection, add + remove of one user, through
-//!   the Rust library's `ActionHost` and the Python `Host` (hosts/python/bench/inprocess.py);
+//! - in process: a host from the config file (the plugin from the compiled cache), test-connection,
+//!   add + remove of one user, through the Rust library's `ActionHost` and the Python package's
+//!   `Host` (hosts/python/bench/inprocess.py), which binds the same core;
 //! - one process per action, interleaved: `python -m soar_restricted_group test-connection`, a
 //!   plain standard-library script doing the same authenticated GET (hosts/python/bench/plain_get.py),
-//!   `soar-host test-connection` and `curl`.
+//!   the wheel's `soar-host` console script, the cargo-built `soar-host` and `curl`.
 //!
 //! The Python is `SOAR_PYTHON`, else `target/py-venv/bin/python` (which `scripts/test.sh` installs).
 //! Without `--bench` (as the test command runs it) every measurement runs twice, to keep it working.
@@ -16,7 +17,6 @@ use common::{median, GROUP};
 use serde_json::{json, Value};
 use soar_host::action::{ActionHost, ActionRequest};
 use soar_host::config::Config;
-use soar_host::runtime::{LoadOptions, PluginRuntime};
 use soar_types::Action;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -102,14 +102,14 @@ fn main() {
     // SAFETY: set before any thread of this process reads the environment.
     unsafe { std::env::set_var("BENCH_TOKEN", TOKEN) };
 
-    // In process, Rust.
-    let options = LoadOptions { cache_dir: Some(&cache), expected_sha256: None, pooling: false };
-    let runtime = Arc::new(PluginRuntime::load_file(&plugin, &options).expect("plugin loads"));
-    let rust_load = median_of(rounds, || {
-        PluginRuntime::load_file(&plugin, &options).expect("plugin loads from the cache");
-    });
-    let loaded = Config::load(&config_path, &soar_host::config::ProcessEnvironment).expect("config");
-    let host = ActionHost::new(runtime, loaded, Arc::new(|_: &_| {}));
+    // In process, Rust: what `Host.from_config_file` does (config, plugin from the cache, host).
+    let load = || {
+        let loaded = Config::load(&config_path, &soar_host::config::ProcessEnvironment).expect("config");
+        let runtime = soar_host_cli::load_plugin(&plugin, Some(&loaded)).expect("plugin loads");
+        ActionHost::new(Arc::new(runtime), loaded, Arc::new(|_: &_| {}))
+    };
+    let host = load();
+    let rust_load = median_of(rounds, || drop(load()));
     let rust_test_connection =
         median_of(rounds, || assert_eq!(host.run(&ActionRequest::new(Action::TestConnection)).exit_code, 0));
     let change = |action| {
@@ -157,7 +157,12 @@ fn main() {
             c.arg(workspace.join("hosts/python/bench/plain_get.py")).arg(&url);
             c
         }),
-        ("soar-host test-connection", {
+        ("the wheel's soar-host test-connection", {
+            let mut c = Command::new(python().with_file_name("soar-host"));
+            c.args(["--plugin", &plugin_arg, "--config", &config_arg, "test-connection"]);
+            c
+        }),
+        ("cargo-built soar-host test-connection", {
             let mut c = Command::new(env!("CARGO_BIN_EXE_soar-host"));
             c.args(["--plugin", &plugin_arg, "--config", &config_arg, "test-connection"]);
             c
@@ -182,10 +187,10 @@ fn main() {
     }
     let process: Vec<(&str, f64)> = commands.into_iter().map(|(name, _, times)| (name, ms(median(times)))).collect();
 
-    println!("| in process | Python host | Rust library | Python / Rust |");
+    println!("| in process | Python package | Rust library | Python / Rust |");
     println!("|---|---|---|---|");
     for (name, python_ms, rust) in [
-        ("load from cache", py_ms("load_from_cache"), rust_load),
+        ("host from the config file (plugin from the cache)", py_ms("load_from_cache"), rust_load),
         ("test-connection", py_ms("test_connection"), rust_test_connection),
         ("add + remove one user", py_ms("add_and_remove"), rust_add_remove),
     ] {

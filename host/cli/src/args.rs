@@ -179,10 +179,10 @@ fn simulator_help() -> String {
 }
 
 fn correlation_id(value: &str) -> Result<String, String> {
-    if value.is_empty() || value.chars().any(char::is_control) || value.chars().count() > 200 {
-        return Err("must be one line of at most 200 characters".into());
+    match soar_host::action::correlation_id_problem(value) {
+        Some(problem) => Err(problem.into()),
+        None => Ok(value.to_string()),
     }
-    Ok(value.to_string())
 }
 
 /// A whole number in the same range as the config key the flag overrides.

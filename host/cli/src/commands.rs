@@ -19,7 +19,7 @@ use soar_types::host::LogLevel;
 use soar_types::model::ErrorKind;
 use soar_types::{Action, WIT_PACKAGE, WIT_VERSION};
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ pub struct ActionArgs {
 }
 
 /// The plugin beside the executable, else the one this workspace builds.
-fn default_plugin_path() -> PathBuf {
+pub fn binary_default_plugin() -> PathBuf {
     let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(PLUGIN_FILE_NAME)));
     match beside {
         Some(path) if path.is_file() => path,
@@ -50,20 +50,26 @@ fn default_plugin_path() -> PathBuf {
     }
 }
 
-fn load_plugin(cli: &Cli, config: Option<&Config>) -> Result<PluginRuntime, Refusal> {
-    let path = cli.plugin.clone().unwrap_or_else(default_plugin_path);
+/// The plugin `--plugin` names; the caller fills in its default before any command runs.
+fn load_cli_plugin(cli: &Cli, config: Option<&Config>) -> Result<PluginRuntime, Refusal> {
+    load_plugin(cli.plugin.as_deref().unwrap_or(Path::new("")), config)
+}
+
+/// The plugin at `path`, through the compiled cache under the config's `cache_dir` and pinned to
+/// its `plugin_sha256`.
+pub fn load_plugin(path: &Path, config: Option<&Config>) -> Result<PluginRuntime, Refusal> {
     let cache_dir = cache::cache_dir(config.and_then(|c| c.cache_dir.as_deref()));
     let options = LoadOptions {
         cache_dir: cache_dir.as_deref(),
         expected_sha256: config.and_then(|c| c.plugin_sha256.as_deref()),
         pooling: false,
     };
-    Ok(PluginRuntime::load_file(&path, &options)?)
+    Ok(PluginRuntime::load_file(path, &options)?)
 }
 
 /// Log lines on stderr, `soar-host [CORRELATION-ID] level: message`; debug lines (one per HTTP
 /// exchange among them) only with `SOAR_HOST_LOG=debug`.
-fn stderr_log(correlation_id: Option<String>) -> LogSink {
+pub fn stderr_log(correlation_id: Option<String>) -> LogSink {
     stderr_log_around(correlation_id, None)
 }
 
@@ -102,7 +108,7 @@ pub fn run_action(cli: &Cli, args: &ActionArgs, stderr: &mut dyn Write) -> Repor
             Refusal::new(ErrorKind::InvalidConfig, "--config FILE is required: it lists the identity providers")
         })?;
         let config = Config::load(path, &ProcessEnvironment)?;
-        let runtime = load_plugin(cli, Some(&config))?;
+        let runtime = load_cli_plugin(cli, Some(&config))?;
         Ok((request, config, runtime))
     });
     let (request, config, runtime) = match prepared {
@@ -185,7 +191,7 @@ fn read_users_file(file: &str) -> Result<Vec<String>, Refusal> {
 
 /// The plugin's manifest; exit 2 when the plugin cannot be loaded, 1 when it fails.
 pub fn describe(cli: &Cli, stdout: &mut dyn Write) -> i32 {
-    let described = load_plugin(cli, None).and_then(|runtime| {
+    let described = load_cli_plugin(cli, None).and_then(|runtime| {
         runtime.describe(stderr_log(None)).map_err(|failure| Refusal::new(failure.kind, failure.message))
     });
     match described {
@@ -206,7 +212,7 @@ pub fn describe(cli: &Cli, stdout: &mut dyn Write) -> i32 {
 pub fn version(cli: &Cli, stdout: &mut dyn Write) -> i32 {
     let _ = writeln!(stdout, "soar-host {HOST_VERSION}");
     let _ = writeln!(stdout, "wit {WIT_PACKAGE}@{WIT_VERSION}");
-    let manifest = load_plugin(cli, None)
+    let manifest = load_cli_plugin(cli, None)
         .and_then(|runtime| runtime.describe(stderr_log(None)).map_err(|f| Refusal::new(f.kind, f.message)));
     let _ = match manifest {
         Ok(manifest) => {
@@ -219,7 +225,7 @@ pub fn version(cli: &Cli, stdout: &mut dyn Write) -> i32 {
 
 /// The four demo steps against an in-process simulator.
 pub fn demo(cli: &Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
-    let runtime = match load_plugin(cli, None) {
+    let runtime = match load_cli_plugin(cli, None) {
         Ok(runtime) => runtime,
         Err(refusal) => return print_report(stdout, cli.output, &refusal_report(Some("demo"), &refusal)),
     };
@@ -251,8 +257,13 @@ pub fn demo(cli: &Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     }
 }
 
+/// How often a serving simulator asks whether it was interrupted.
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+/// The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+pub const INTERRUPTED_EXIT_CODE: i32 = 130;
+
 /// Serves the simulator until interrupted, after printing `{"base_url", "token"}`.
-pub fn simulator(args: &SimulatorArgs, stdout: &mut dyn Write) -> i32 {
+pub fn simulator(args: &SimulatorArgs, interrupted: &dyn Fn() -> bool, stdout: &mut dyn Write) -> i32 {
     match start_simulator(args) {
         Ok((simulator, generated)) => {
             let mut ready = json!({"base_url": simulator.base_url()});
@@ -261,9 +272,11 @@ pub fn simulator(args: &SimulatorArgs, stdout: &mut dyn Write) -> i32 {
             }
             let _ = writeln!(stdout, "{ready}");
             let _ = stdout.flush();
-            loop {
-                std::thread::park();
+            while !interrupted() {
+                std::thread::park_timeout(INTERRUPT_POLL);
             }
+            drop(simulator);
+            INTERRUPTED_EXIT_CODE
         }
         Err(error) => {
             let refusal = Refusal::new(ErrorKind::InvalidInput, format!("{error:#}"));

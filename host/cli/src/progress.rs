@@ -74,11 +74,7 @@ impl Progress {
         if let Some((why, until)) = state.waiting {
             let left = until.saturating_duration_since(Instant::now());
             if !left.is_zero() {
-                let what = match why {
-                    Wait::RateLimit => "for the rate limit",
-                    Wait::Retry => "before retrying",
-                };
-                parts.push(format!("waiting {:.1} s {what}", left.as_secs_f64()));
+                parts.push(format!("waiting {:.1} s {}", left.as_secs_f64(), why.purpose()));
             }
         }
         let left = self.deadline.saturating_sub(self.started.elapsed());

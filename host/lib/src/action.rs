@@ -151,6 +151,10 @@ impl ActionHost {
         &self.config
     }
 
+    pub fn runtime(&self) -> &PluginRuntime {
+        &self.runtime
+    }
+
     /// Runs one action and reports it; every refusal comes before the first request.
     pub fn run(&self, request: &ActionRequest) -> Report {
         self.run_watched(request, None)
@@ -166,6 +170,9 @@ impl ActionHost {
 
     fn prepare<'a>(&'a self, request: &ActionRequest) -> Result<(Call, Vec<&'a ProviderConfig>), Refusal> {
         let out_of_range = |why| Refusal::new(ErrorKind::InvalidInput, why);
+        if let Some(problem) = request.correlation_id.as_deref().and_then(correlation_id_problem) {
+            return Err(Refusal::new(ErrorKind::InvalidInput, format!("--correlation-id {problem}")));
+        }
         if let Some(timeout_ms) = request.timeout_ms {
             config::DEADLINE_MS.check("--timeout-ms", timeout_ms).map_err(out_of_range)?;
         }
@@ -324,6 +331,12 @@ impl ActionHost {
 /// restricted group.
 pub fn tenant_key(provider: &ProviderConfig) -> String {
     provider.base_url.as_str().trim_end_matches('/').to_string()
+}
+
+/// Why a correlation id (echoed in every log line) cannot be used, if it cannot.
+pub fn correlation_id_problem(value: &str) -> Option<&'static str> {
+    let usable = !value.is_empty() && !value.chars().any(char::is_control) && value.chars().count() <= 200;
+    (!usable).then_some("must be one line of at most 200 characters")
 }
 
 /// Parses and checks every user; any invalid one refuses the whole call.

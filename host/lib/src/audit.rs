@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 /// Why the audit trail cannot be kept.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     #[error("cannot open audit_log {} for appending: it {source}; fix the path or its permissions", path.display())]
     Open {

@@ -69,6 +69,7 @@ impl GroupLocks {
 
 /// Why the locks were not taken.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LockFailure {
     /// The folder or a lock file cannot be used: changes go on without cross-process exclusion.
     Unavailable(String),

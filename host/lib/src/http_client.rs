@@ -6,6 +6,7 @@ use crate::config::ProxyConfig;
 use crate::egress::Authorized;
 use crate::endpoint;
 use crate::rate_limit::RateLimiter;
+use soar_host_policy::address::{address_refusal, AddressRules};
 use soar_types::host::{HttpError, Method, Response};
 
 use std::io::ErrorKind as IoKind;
@@ -295,10 +296,8 @@ fn trusted_roots(extra_roots: &[Vec<u8>]) -> ureq::tls::RootCerts {
     ureq::tls::RootCerts::new_with_certs(&roots)
 }
 
-/// Resolves names and refuses addresses a provider may not reach: link-local (cloud metadata
-/// included), multicast, unspecified and broadcast always; loopback unless the base URL is
-/// loopback; private ranges unless `allow_private_network`. Hosts that are no provider's (a
-/// proxy) resolve as usual.
+/// Resolves names and refuses the addresses a provider may not reach
+/// ([`soar_host_policy::address`]). Hosts that are no provider's (a proxy) resolve as usual.
 #[derive(Debug)]
 struct PolicyResolver {
     origins: Arc<Vec<OriginRules>>,
@@ -350,74 +349,27 @@ impl Resolver for PolicyResolver {
     }
 }
 
-/// The addresses a request may go to, and why the others may not. A token in clear text (plain
-/// http) may reach only this machine, whatever the name says (`evil.localhost` may resolve
-/// anywhere).
+/// The addresses a request may go to, and why the others may not (the rule is
+/// [`soar_host_policy::address`]'s).
 fn sort_addresses(
     plain: bool,
     rules: &[&OriginRules],
     resolved: impl Iterator<Item = SocketAddr>,
 ) -> (Vec<SocketAddr>, Vec<String>) {
-    let allow_loopback = rules.iter().all(|r| endpoint::names_loopback(&r.base));
-    let allow_private = rules.iter().all(|r| r.allow_private_network);
+    let address_rules = AddressRules {
+        loopback_base: rules.iter().all(|r| endpoint::names_loopback(&r.base)),
+        allow_private_network: rules.iter().all(|r| r.allow_private_network),
+        plain_http: plain,
+    };
     let mut allowed = Vec::new();
     let mut refused = Vec::new();
     for address in resolved {
-        let clear_text = (plain && !address.ip().to_canonical().is_loopback())
-            .then_some("not loopback, and plain http (allow_http) is for loopback only");
-        match clear_text.or_else(|| refusal(&address, allow_loopback, allow_private)) {
+        match address_refusal(address.ip(), address_rules) {
             None => allowed.push(address),
             Some(why) => refused.push(format!("{} ({why})", address.ip())),
         }
     }
     (allowed, refused)
-}
-
-/// Why an address may not be reached, if it may not.
-pub fn refusal(address: &SocketAddr, allow_loopback: bool, allow_private: bool) -> Option<&'static str> {
-    let ip = match address.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
-    match ip {
-        IpAddr::V4(v4) => {
-            if v4.is_link_local() {
-                Some("link-local, cloud metadata")
-            } else if v4.is_multicast() || v4.is_broadcast() {
-                Some("multicast or broadcast")
-            } else if v4.is_unspecified() {
-                Some("unspecified")
-            } else if v4.is_loopback() && !allow_loopback {
-                Some("loopback, but the base URL is not")
-            } else if (v4.is_private() || is_shared(v4)) && !allow_private {
-                Some("private network; set allow_private_network for an on-premises SCIM gateway")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            let segments = v6.segments();
-            if segments[0] & 0xffc0 == 0xfe80 {
-                Some("link-local")
-            } else if v6.is_multicast() {
-                Some("multicast")
-            } else if v6.is_unspecified() {
-                Some("unspecified")
-            } else if v6.is_loopback() && !allow_loopback {
-                Some("loopback, but the base URL is not")
-            } else if segments[0] & 0xfe00 == 0xfc00 && !allow_private {
-                Some("unique local (private) network; set allow_private_network for an on-premises SCIM gateway")
-            } else {
-                None
-            }
-        }
-    }
-}
-
-/// 100.64.0.0/10, carrier-grade NAT: as private as RFC 1918 for our purpose.
-fn is_shared(ip: std::net::Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    a == 100 && (64..128).contains(&b)
 }
 
 fn too_large(url: &str, limit: u64) -> HttpError {
@@ -494,7 +446,7 @@ mod tests {
     fn link_local_private_and_loopback_addresses_need_a_base_url_that_allows_them() {
         let public = rules("https://scim.example/v2");
         let resolved =
-            ["169.254.169.254:443", "10.0.0.1:443", "127.0.0.1:443", "198.51.100.1:443"].map(|a| a.parse().unwrap());
+            ["169.254.169.254:443", "10.0.0.1:443", "127.0.0.1:443", "104.129.192.1:443"].map(|a| a.parse().unwrap());
         let (allowed, refused) = sort_addresses(false, &[&public], resolved.into_iter());
         assert_eq!(allowed, [resolved[3]]);
         assert_eq!(refused.len(), 3, "{refused:?}");

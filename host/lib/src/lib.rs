@@ -24,4 +24,4 @@ pub mod trace;
 pub mod wasi;
 pub mod wit;
 
-pub use soar_host_policy::{config, egress, endpoint, files, secret, text};
+pub use soar_host_policy::{address, config, egress, endpoint, files, secret, text};

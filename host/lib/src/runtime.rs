@@ -26,6 +26,7 @@ const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 
 /// Why the plugin could not be used at all (exit 2: nothing was sent).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadError {
     #[error("cannot read the plugin {}: {source}; build it with `bash scripts/build-plugin.sh` or pass --plugin FILE", path.display())]
     Unreadable {

@@ -57,11 +57,22 @@ pub struct Exchange {
 
 /// Why an action waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Wait {
     /// For a request's slot under the provider's `requests_per_second`.
     RateLimit,
     /// A backoff or a `Retry-After` the plugin waits out before retrying.
     Retry,
+}
+
+impl Wait {
+    /// What the wait is for, as a person reads it: "for the rate limit".
+    pub fn purpose(self) -> &'static str {
+        match self {
+            Wait::RateLimit => "for the rate limit",
+            Wait::Retry => "before retrying",
+        }
+    }
 }
 
 /// Several observers, each told everything.

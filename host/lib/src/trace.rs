@@ -127,6 +127,7 @@ fn body_text(mime: &str, body: &[u8]) -> Value {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TraceError {
     #[error("--trace {}: cannot write there ({source}); name a regular file in a folder you can write", path.display())]
     Open { path: PathBuf, source: FileError },

@@ -5,10 +5,12 @@
 use crate::endpoint;
 use crate::files::{self, FileError};
 use crate::secret::{self, Secret, MAX_TOKEN_BYTES};
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use soar_types::model::{Profile, UserRef};
 use soar_types::user_ref::parse_user_ref;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use url::Url;
 
@@ -63,6 +65,7 @@ impl Bound {
 
 /// Why a config cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}; pass an existing file with --config", path.display())]
     Unreadable {
@@ -157,45 +160,125 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// The file as written: every key typed, nothing else allowed.
-#[derive(Deserialize)]
+/// The soar-host config file (README, "Config file"): the identity providers whose SCIM endpoints
+/// hold the restricted group, and the host's limits. Unknown and repeated keys are refused;
+/// relative paths resolve against the file's folder.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "soar-host config")]
 struct ConfigFile {
+    /// The identity providers whose SCIM endpoints hold the restricted group.
+    #[schemars(length(min = 1))]
+    #[schemars(example = providers_example())]
     identity_providers: Vec<ProviderEntry>,
+    /// Plain http allowed, and only to loopback (127.0.0.0/8, ::1, localhost): for tests and local gateways.
     #[serde(default)]
+    #[schemars(example = false)]
     allow_http: bool,
+    /// The wall-clock limit of one action, in milliseconds.
+    #[schemars(range(min = DEADLINE_MS.min, max = DEADLINE_MS.max), extend("default" = DEFAULT_DEADLINE_MS), example = 60_000)]
     deadline_ms: Option<u64>,
+    /// The plugin's memory limit, in MiB.
+    #[schemars(range(min = MEMORY_LIMIT_MIB.min, max = MEMORY_LIMIT_MIB.max), extend("default" = DEFAULT_MEMORY_LIMIT_MIB), example = 64)]
     memory_limit_mib: Option<u64>,
+    /// The largest response (and request) body, in bytes.
+    #[schemars(range(min = MAX_RESPONSE_BYTES.min, max = MAX_RESPONSE_BYTES.max), extend("default" = DEFAULT_MAX_RESPONSE_BYTES), example = 8_388_608)]
     max_response_bytes: Option<u64>,
+    /// The TCP (and proxy) connect limit, in milliseconds.
+    #[schemars(range(min = CONNECT_TIMEOUT_MS.min, max = CONNECT_TIMEOUT_MS.max), extend("default" = DEFAULT_CONNECT_TIMEOUT_MS), example = 10_000)]
     connect_timeout_ms: Option<u64>,
+    /// Retries of 429, 502, 503, 504 and connection failures, with backoff and Retry-After (every provider's default).
+    #[schemars(range(min = MAX_RETRIES.min, max = MAX_RETRIES.max), extend("default" = DEFAULT_MAX_RETRIES), example = 4)]
     max_retries: Option<u32>,
+    /// Requests one action may have in flight to a provider at once (every provider's default).
+    #[schemars(range(min = MAX_CONCURRENT_REQUESTS.min, max = MAX_CONCURRENT_REQUESTS.max), extend("default" = DEFAULT_MAX_CONCURRENT_REQUESTS), example = 4)]
     max_concurrent_requests: Option<u64>,
+    /// The longest Retry-After wait honoured, in milliseconds.
+    #[schemars(range(min = RETRY_AFTER_CAP_MS.min, max = RETRY_AFTER_CAP_MS.max), extend("default" = DEFAULT_RETRY_AFTER_CAP_MS), example = 60_000)]
     retry_after_cap_ms: Option<u64>,
+    /// Calls naming more users are refused before anything is sent.
+    #[schemars(range(min = MAX_USERS_PER_ACTION.min, max = MAX_USERS_PER_ACTION.max), extend("default" = DEFAULT_MAX_USERS_PER_ACTION), example = 100)]
     max_users_per_action: Option<u64>,
+    /// The compiled-component cache and the lock and rate-limit files shared with other host processes (default: the user's cache folder).
+    #[schemars(length(min = 1), example = "/var/cache/soar-host")]
     cache_dir: Option<String>,
+    /// Refuse a plugin with another SHA-256 (64 hex digits).
+    #[schemars(regex(pattern = r"^[0-9A-Fa-f]{64}$"), example = "<sha256sum of the .wasm file>")]
     plugin_sha256: Option<String>,
+    /// Users never added to the restricted group (break-glass and administrator accounts): emails, id:SCIM_ID or external:EXTERNAL_ID.
     #[serde(default)]
+    #[schemars(example = protected_users_example())]
     protected_users: Vec<String>,
+    /// A JSON-lines audit trail of every change and dry-run decision.
+    #[schemars(length(min = 1), example = "/var/log/soar-host/audit.jsonl")]
     audit_log: Option<String>,
+    /// Extra trusted CA certificates (PEM), added to the system's roots.
+    #[schemars(length(min = 1), example = "/etc/soar-host/corp-ca.pem")]
     ca_file: Option<String>,
+    /// An HTTPS proxy, http://[user:password@]host:port (else HTTPS_PROXY / NO_PROXY).
+    #[schemars(length(min = 1), example = "http://proxy.corp.example:3128")]
     proxy: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// One identity provider: its SCIM endpoint, restricted group and where its token is.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(inline)]
 struct ProviderEntry {
+    /// A unique name for the identity provider.
+    #[schemars(regex(pattern = r"^[a-z0-9_-]+$"), example = "entra-prod")]
     name: String,
+    /// The SCIM Service Provider Endpoint shown in the ZPA admin portal (https; no query, fragment or user info).
+    #[schemars(url, example = "https://scim1.private.zscaler.com/scim/1/144118148382065427/v2")]
     base_url: String,
+    /// The restricted group's displayName (give this or restricted_group_id).
+    #[schemars(length(min = 1), example = "ZPA Restricted Users")]
     restricted_group: Option<String>,
+    /// The restricted group's SCIM id (give this or restricted_group).
+    #[schemars(length(min = 1), example = "9100001")]
     restricted_group_id: Option<String>,
+    /// The environment variable holding the SCIM bearer token (give this or token_file).
+    #[schemars(length(min = 1), example = &"ZPA_SCIM_TOKEN")]
     token_env: Option<String>,
+    /// A file holding the SCIM bearer token, owner-only (give this or token_env).
+    #[schemars(length(min = 1), example = "/etc/soar-host/zpa.token")]
     token_file: Option<String>,
+    /// The kind of SCIM service; detected from base_url when not given.
+    #[schemars(schema_with = "profile_schema", example = &"zpa")]
     profile: Option<Profile>,
+    /// Retries of retryable failures for this provider (overrides the top-level max_retries).
+    #[schemars(range(min = MAX_RETRIES.min, max = MAX_RETRIES.max), extend("default" = DEFAULT_MAX_RETRIES), example = 4)]
     max_retries: Option<u32>,
+    /// Requests to the provider's origin are spaced at this rate, shared by every host process on the machine (zia: 5 by default).
+    #[schemars(extend("exclusiveMinimum" = 0, "maximum" = MAX_REQUESTS_PER_SECOND), example = 5)]
     requests_per_second: Option<f64>,
+    /// Requests one action may have in flight to this provider at once.
+    #[schemars(range(min = MAX_CONCURRENT_REQUESTS.min, max = MAX_CONCURRENT_REQUESTS.max), extend("default" = DEFAULT_MAX_CONCURRENT_REQUESTS), example = 4)]
     max_concurrent_requests: Option<u64>,
+    /// Allow a base URL that resolves to a private (RFC 1918, ULA) address: on-premises SCIM gateways.
     #[serde(default)]
+    #[schemars(example = false)]
     allow_private_network: bool,
+}
+
+fn providers_example() -> Value {
+    json!([{"name": "entra-prod", "base_url": "https://scim1.private.zscaler.com/scim/1/144118148382065427/v2",
+            "restricted_group": "ZPA Restricted Users", "token_env": "ZPA_SCIM_TOKEN"}])
+}
+
+fn protected_users_example() -> Value {
+    json!(["breakglass@corp.example"])
+}
+
+/// `profile`'s schema, from the profiles the types name.
+fn profile_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = Profile::ALL.iter().map(|profile| profile.as_str()).collect();
+    schemars::json_schema!({"type": ["string", "null"], "enum": names})
+}
+
+/// The config file's JSON Schema (`config.schema.json` is this, committed).
+pub fn json_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(ConfigFile)).expect("a schema serialises")
 }
 
 /// Where tokens named by `token_env` come from (the process environment, or a test's map).
@@ -255,18 +338,36 @@ impl Config {
             .and_then(|()| {
                 serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(describe)
             })
-            .and_then(|file| Config::check(file, folder, env));
+            .and_then(|file| Config::check(file, folder, &TokenSources { env, given: &BTreeMap::new() }));
         checked.map_err(|error| ConfigError::InFile { path: path.to_path_buf(), error: Box::new(error) })
     }
 
     /// Checks a config given as a JSON value (relative paths resolve against `folder`).
     pub fn from_value(value: &Value, folder: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
-        check_shape(value)?;
-        let file: ConfigFile = serde_path_to_error::deserialize(value).map_err(describe)?;
-        Config::check(file, folder, env)
+        Config::from_value_with_tokens(value, folder, env, &BTreeMap::new())
     }
 
-    fn check(file: ConfigFile, folder: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
+    /// [`Config::from_value`], with the tokens of some providers given by the caller (a
+    /// platform's vault) instead of read from `token_env` or `token_file`: such a provider names
+    /// neither.
+    pub fn from_value_with_tokens(
+        value: &Value,
+        folder: &Path,
+        env: &dyn Environment,
+        tokens: &BTreeMap<String, Secret>,
+    ) -> Result<Config, ConfigError> {
+        check_shape(value)?;
+        let file: ConfigFile = serde_path_to_error::deserialize(value).map_err(describe)?;
+        if let Some(unknown) = tokens.keys().find(|name| !file.identity_providers.iter().any(|p| &p.name == *name)) {
+            return Err(invalid(format!(
+                "tokens names \"{}\", but no identity provider has that name",
+                unknown.escape_debug()
+            )));
+        }
+        Config::check(file, folder, &TokenSources { env, given: tokens })
+    }
+
+    fn check(file: ConfigFile, folder: &Path, tokens: &TokenSources) -> Result<Config, ConfigError> {
         if file.identity_providers.is_empty() {
             return Err(invalid("identity_providers is empty; list at least one provider"));
         }
@@ -282,7 +383,7 @@ impl Config {
                 max_retries: max_retries as u32,
                 max_concurrent_requests,
             };
-            let provider = check_provider(entry, index, defaults, folder, env, &mut warnings)?;
+            let provider = check_provider(entry, index, defaults, folder, tokens, &mut warnings)?;
             if providers.iter().any(|p| p.name == provider.name) {
                 return Err(invalid(format!(
                     "identity_providers[{index}].name \"{}\" is used twice; names must be unique",
@@ -407,12 +508,19 @@ struct ProviderDefaults {
     max_concurrent_requests: u64,
 }
 
+/// Where providers' tokens come from: the caller's own for some, the environment or a file for
+/// the others.
+struct TokenSources<'a> {
+    env: &'a dyn Environment,
+    given: &'a BTreeMap<String, Secret>,
+}
+
 fn check_provider(
     entry: ProviderEntry,
     index: usize,
     defaults: ProviderDefaults,
     folder: &Path,
-    env: &dyn Environment,
+    tokens: &TokenSources,
     warnings: &mut Vec<String>,
 ) -> Result<ProviderConfig, ConfigError> {
     let name = entry.name;
@@ -436,18 +544,28 @@ fn check_provider(
             "{at}give restricted_group (the group's displayName) or restricted_group_id (its SCIM id)"
         )));
     }
-    let token_source = match (in_provider("token_env", entry.token_env)?, in_provider("token_file", entry.token_file)?)
-    {
-        (Some(_), Some(_)) => return Err(invalid(format!("{at}give token_env or token_file, not both"))),
-        (None, None) => {
+    let token_env = in_provider("token_env", entry.token_env)?;
+    let token_file = in_provider("token_file", entry.token_file)?;
+    let token = match (tokens.given.get(&name), token_env, token_file) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(invalid(format!(
+                "{at}its token is given by the caller; remove token_env and token_file from this provider"
+            )))
+        }
+        (Some(given), None, None) => match secret::token_problem(given.expose()) {
+            Some(problem) => Err(problem),
+            None => Ok(given.clone()),
+        },
+        (None, Some(_), Some(_)) => return Err(invalid(format!("{at}give token_env or token_file, not both"))),
+        (None, None, None) => {
             return Err(invalid(format!(
                 "{at}no token: set token_env (an environment variable holding the SCIM bearer token) or token_file"
             )))
         }
-        (Some(name), None) => TokenSource::Env(name),
-        (None, Some(file)) => TokenSource::File(folder.join(file)),
-    };
-    let token = load_token(&token_source, env, warnings).map_err(|why| invalid(format!("{at}{why}")))?;
+        (None, Some(name), None) => load_token(&TokenSource::Env(name), tokens.env, warnings),
+        (None, None, Some(file)) => load_token(&TokenSource::File(folder.join(file)), tokens.env, warnings),
+    }
+    .map_err(|why| invalid(format!("{at}{why}")))?;
     let profile = entry.profile.unwrap_or_else(|| detect_profile(&base_url));
     let requests_per_second = match entry.requests_per_second {
         None => (profile == Profile::Zia).then_some(ZIA_REQUESTS_PER_SECOND),
@@ -726,5 +844,20 @@ mod tests {
         assert_eq!(profile("scim.zscloud.net"), Profile::Zia);
         assert_eq!(profile("scim.example.com"), Profile::Generic);
         assert_eq!(profile("zscaler.example.com"), Profile::Generic);
+    }
+
+    #[test]
+    fn the_committed_config_schema_is_the_one_the_types_generate() {
+        let committed_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.schema.json");
+        let generated = format!("{}\n", serde_json::to_string_pretty(&json_schema()).unwrap());
+        if std::env::var_os("SOAR_WRITE_SCHEMA").is_some() {
+            std::fs::write(&committed_path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "config.schema.json differs from the config types: regenerate it with \
+             SOAR_WRITE_SCHEMA=1 cargo test -p soar-host-policy the_committed_config_schema"
+        );
     }
 }

@@ -28,6 +28,7 @@ pub const FORBIDDEN_HEADERS: &[&str] = &[
 
 /// Why a request was refused before anything was sent (never with a secret in it).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Denied {
     #[error("no identity provider named \"{}\" is configured", .0.escape_debug())]
     UnknownProvider(String),

@@ -9,6 +9,7 @@ use url::{Host, Url};
 
 /// Why a URL is refused; the text says what is wrong and what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UrlError {
     #[error("contains {0:?}; percent-encode it")]
     Character(char),
@@ -34,6 +35,7 @@ pub enum UrlError {
 
 /// What in a raw path could mean something else to some server than it says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PathProblem {
     DotSegment,
     Backslash,

@@ -9,6 +9,7 @@ use std::path::Path;
 
 /// Why a file cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     #[error("{0}")]
     Io(#[from] std::io::Error),

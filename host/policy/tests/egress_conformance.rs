@@ -2,8 +2,11 @@
 //! loaded as a config file, and each case's request must be allowed or denied as the data says.
 
 use serde_json::{json, Value};
+use soar_host_policy::address::{address_refusal, AddressRules};
 use soar_host_policy::config::Config;
 use soar_host_policy::egress::EgressPolicy;
+use soar_host_policy::endpoint;
+use std::net::IpAddr;
 use std::path::Path;
 
 const TOKEN: &str = "conformance-egress-token-0123";
@@ -50,6 +53,32 @@ fn the_egress_rule_decides_every_conformance_case() {
                     decision.map(|a| a.url.to_string())
                 )
             })
+        })
+        .collect();
+    assert!(wrong.is_empty(), "decided otherwise than the data:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_address_rule_decides_every_conformance_case() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(workspace.join("tests/conformance/egress.json")).expect("egress.json");
+    let data: Value = serde_json::from_str(&text).expect("egress.json is JSON");
+    let cases = data["addresses"].as_array().expect("addresses");
+    assert!(cases.len() >= 25, "{} cases", cases.len());
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            let base = endpoint::parse(case["base_url"].as_str().unwrap()).expect("a base URL");
+            let rules = AddressRules {
+                loopback_base: endpoint::names_loopback(&base),
+                allow_private_network: case["allow_private_network"].as_bool().unwrap_or(false),
+                plain_http: base.scheme() == "http",
+            };
+            let ip: IpAddr = case["address"].as_str().unwrap().parse().expect("an address");
+            let decided = address_refusal(ip, rules).map(|refusal| refusal.kind());
+            let expected = if case["allowed"].as_bool().unwrap() { None } else { case["refusal"].as_str() };
+            (decided != expected)
+                .then(|| format!("{} {}: {decided:?} ({})", case["address"], case["base_url"], case["about"]))
         })
         .collect();
     assert!(wrong.is_empty(), "decided otherwise than the data:\n{}", wrong.join("\n"));

@@ -6,6 +6,8 @@ import os
 import sys
 import urllib.request
 
-request = urllib.request.Request(sys.argv[1], headers={"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}", "Accept": "application/scim+json"})
+request = urllib.request.Request(
+    sys.argv[1], headers={"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}", "Accept": "application/scim+json"}
+)
 with urllib.request.urlopen(request, timeout=30) as answer:
     json.load(answer)

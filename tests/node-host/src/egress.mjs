@@ -3,6 +3,8 @@
 // and port; path inside the base path on a segment boundary; no '.' or '..' segments, raw or
 // percent-encoded). Only then does it get that provider's token.
 
+import net from 'node:net';
+
 export const FORBIDDEN_HEADERS = [
   'authorization', 'host', 'content-length', 'transfer-encoding', 'cookie', 'proxy-authorization', 'connection',
   'upgrade', 'expect', 'te', 'trailer', 'keep-alive', 'proxy-connection', 'http2-settings',
@@ -103,4 +105,60 @@ export function authorize(endpoints, idp, urlText, headers) {
     }
   }
   return { url, token: endpoint.token };
+}
+
+// The address rule (the reference host decides it in host/policy from the IANA special-purpose
+// registries): which addresses a provider's resolved name may be reached at. Blocks as the
+// registries list them, checked with node's own BlockList.
+const blocks = (list) => {
+  const blockList = new net.BlockList();
+  for (const cidr of list) {
+    const [address, prefix] = cidr.split('/');
+    blockList.addSubnet(address, Number(prefix), address.includes(':') ? 'ipv6' : 'ipv4');
+  }
+  return blockList;
+};
+const LOOPBACK = blocks(['127.0.0.0/8', '::1/128']);
+const PRIVATE = blocks(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7']);
+const ALWAYS_REFUSED = [
+  ['link-local', blocks(['169.254.0.0/16', 'fe80::/10'])],
+  ['multicast', blocks(['224.0.0.0/4', 'ff00::/8'])],
+  ['broadcast', blocks(['255.255.255.255/32'])],
+  ['unspecified', blocks(['0.0.0.0/32', '::/128'])],
+  ['documentation', blocks(['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32', '3fff::/20'])],
+  ['benchmarking', blocks(['198.18.0.0/15', '2001:2::/48'])],
+  ['special-purpose', blocks(['0.0.0.0/8', '192.0.0.0/24', '192.88.99.0/24', '240.0.0.0/4', '100::/64', '2001::/23', '2002::/16'])],
+];
+
+/** An IPv4-mapped or NAT64 (64:ff9b::/96) address as the IPv4 address it carries. */
+function canonicalAddress(address) {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  const nat64 = /^64:ff9b::([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
+  if (nat64) {
+    const [high, low] = [parseInt(nat64[1], 16), parseInt(nat64[2], 16)];
+    return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+  }
+  return address;
+}
+
+/**
+ * Why `address` may not be reached (the conformance data's kind), or null.
+ * @param {{loopbackBase: boolean, allowPrivateNetwork: boolean, plainHttp: boolean}} rules
+ */
+export function addressRefusal(address, rules) {
+  const ip = canonicalAddress(address);
+  const family = net.isIPv6(ip) ? 'ipv6' : 'ipv4';
+  const loopback = LOOPBACK.check(ip, family);
+  if (rules.plainHttp && !loopback) return 'plain-http-not-loopback';
+  if (loopback) return rules.loopbackBase ? null : 'loopback';
+  if (PRIVATE.check(ip, family)) return rules.allowPrivateNetwork ? null : 'private-network';
+  const refused = ALWAYS_REFUSED.find(([, blockList]) => blockList.check(ip, family));
+  return refused ? refused[0] : null;
+}
+
+/** Whether a parsed base URL names loopback (localhost, *.localhost, 127.0.0.0/8, ::1). */
+export function namesLoopback(base) {
+  const host = base.host.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host.endsWith('.localhost') || (net.isIP(host) !== 0 && LOOPBACK.check(host, net.isIPv6(host) ? 'ipv6' : 'ipv4'));
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { authorize } from '../src/egress.mjs';
+import { addressRefusal, authorize, namesLoopback, parseUrl } from '../src/egress.mjs';
 import { readConfig } from '../src/host.mjs';
 
 const TOKEN = 'conformance-egress-token-0123';
@@ -26,5 +26,18 @@ test('the egress rule decides every conformance case', () => {
     if (allowed !== item.allowed) wrong.push(`${item.idp} ${item.url} (${item.about})`);
   }
   assert.ok(data.cases.length >= 40);
+  assert.deepEqual(wrong, []);
+});
+
+test('the address rule decides every conformance case', () => {
+  const data = JSON.parse(readFileSync(new URL('../../conformance/egress.json', import.meta.url), 'utf8'));
+  const wrong = [];
+  for (const item of data.addresses) {
+    const base = parseUrl(item.base_url);
+    const rules = { loopbackBase: namesLoopback(base), allowPrivateNetwork: item.allow_private_network ?? false, plainHttp: base.scheme === 'http' };
+    const refusal = addressRefusal(item.address, rules);
+    if (refusal !== (item.allowed ? null : item.refusal)) wrong.push(`${item.address} ${item.base_url}: ${refusal} (${item.about})`);
+  }
+  assert.ok(data.addresses.length >= 25);
   assert.deepEqual(wrong, []);
 });
