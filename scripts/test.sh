@@ -21,25 +21,9 @@ if ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
 fi
 export SOAR_SCIM2_SERVER="$PWD/$venv/bin/scim2-server"
 export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
-# The Python package (hosts/python): the Rust core behind PyO3, built by maturin into one abi3 wheel
-# with the component and the `soar-host` command inside, linked against glibc 2.28 (zig) so that
-# RHEL 8-era SOAR servers and Splunk SOAR's packager take it; auditwheel checks the tag. The build
-# shares target/ (its own target triple folder), so later runs rebuild only what changed.
-build_venv=target/build-venv
-build_requirements=hosts/python/requirements-build.txt
-if ! cmp -s "$build_requirements" "$build_venv/installed.txt" 2>/dev/null; then
-  rm -rf "$build_venv"
-  python3 -m venv "$build_venv"
-  "$build_venv/bin/pip" install --quiet --disable-pip-version-check -r "$build_requirements"
-  cp "$build_requirements" "$build_venv/installed.txt"
-fi
-rm -f target/wheels/soar_restricted_group-*.whl
-# maturin finds zig as `python3 -m ziglang`: the build venv's Python comes first on PATH.
-PATH="$PWD/$build_venv/bin:$PATH" maturin build --quiet --release --strip --zig --compatibility manylinux_2_28 \
-  -m hosts/python/Cargo.toml --out target/wheels
+# The Python package (hosts/python): the Rust core behind PyO3, one manylinux_2_28 wheel.
+bash scripts/build-wheel.sh
 wheel=$(ls target/wheels/soar_restricted_group-*.whl)
-"$build_venv/bin/auditwheel" show "$wheel" | tr '\n' ' ' | grep -q 'consistent with the following platform tag: "manylinux_2_28_x86_64"' \
-  || { echo "the wheel is not manylinux_2_28: $("$build_venv/bin/auditwheel" show "$wheel")" >&2; exit 1; }
 
 # The wheel installed as a user would, into a fresh venv under target/, with the pinned test tools
 # and ansible-core; pytest drives it (and the Ansible collection under real ansible-playbook) with
@@ -80,3 +64,18 @@ PATH="$no_cargo_path" SOAR_TEST_WITHOUT_CARGO=1 \
 SOAR_HOST_BIN="$PWD/target/debug/soar-host" \
 SOAR_FIXTURES="$PWD/target/fixtures" \
   "$py_venv/bin/python" -m pytest -q -p no:cacheprovider hosts/python/tests hosts/ansible/tests
+
+# The Ansible collection checked by ansible-test's own sanity tests, in a copy laid out as
+# ansible_collections/soar/restricted_group. ansible-test bootstraps pip in its test venvs with a
+# script from a host these machines cannot reach: an offline stand-in takes its place, under a HOME
+# of the test command's own.
+sanity=target/ansible-sanity
+rm -rf "$sanity/ansible_collections"
+mkdir -p "$sanity/ansible_collections/soar" "$sanity/home/.ansible/test/cache"
+cp -r hosts/ansible "$sanity/ansible_collections/soar/restricted_group"
+pip_version=$("$py_venv/bin/python" -c "import inspect, re
+from ansible_test._internal import python_requirements as r
+print(re.search(r\"pip='([0-9.]+)'\", inspect.getsource(r.get_venv_packages)).group(1))")
+cp hosts/ansible/tests/offline_get_pip.py "$sanity/home/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+(cd "$sanity/ansible_collections/soar/restricted_group" && git init --quiet . && git add --all \
+  && HOME="$PWD/../../../home" "../../../../../$py_venv/bin/ansible-test" sanity --local --python 3.11 --requirements)

@@ -55,13 +55,19 @@ class Playbooks:
         ]}]
         path = self.folder / "playbook.yml"
         path.write_text(json.dumps(playbook))  # JSON is YAML
+        self.play(path, token)
+        return json.loads(dump.read_text())
+
+    def play(self, path: Path, token: str = TOKEN, extra: tuple = ()) -> str:
+        """Runs a playbook with `ansible-playbook -vvv`; returns what it printed."""
         env = {**os.environ, "SOAR_TEST_TOKEN": token, "ANSIBLE_COLLECTIONS_PATH": str(self.collections),
                "ANSIBLE_HOME": str(self.folder / "ansible-home"), "ANSIBLE_LOCAL_TEMP": str(self.folder / "ansible-tmp"),
                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
-        done = subprocess.run([str(BIN / "ansible-playbook"), "-vvv", str(path)], capture_output=True, text=True, env=env, timeout=300)
+        done = subprocess.run([str(BIN / "ansible-playbook"), "-vvv", *extra, str(path)], capture_output=True, text=True, env=env,
+                              timeout=300, check=False)
         self.outputs.append(done.stdout + done.stderr)
         assert done.returncode == 0, done.stdout + done.stderr
-        return json.loads(dump.read_text())
+        return done.stdout
 
 
 @pytest.fixture
@@ -137,3 +143,30 @@ def test_invalid_input_fails_with_the_refusal_and_sends_nothing(playbooks, serve
     playbooks.config = missing
     step = playbooks.run("soar.restricted_group.group_info", {})
     assert step["failed"] is True and step["msg"].startswith("invalid-config: ") and str(missing) in step["msg"]
+
+
+def readme_playbook() -> str:
+    """The playbook of the README's "Use from Ansible"."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Use from Ansible"):]
+    start = section.index("```yaml\n") + len("```yaml\n")
+    return section[start:section.index("\n```", start)] + "\n"
+
+
+def test_the_readme_playbook_runs_as_pasted(playbooks, server):
+    playbook = readme_playbook().replace("/etc/soar/restricted-group.json", str(playbooks.config))
+    path = playbooks.folder / "readme.yml"
+    path.write_text(playbook)
+    printed = playbooks.play(path, extra=("-e", '{"risky_users": ["user1@corp.example"], "incident_id": "INC-9"}'))
+    assert "changed=1" in printed
+    assert server.members() == {"user1@corp.example"}
+
+
+def test_the_readme_playbook_passes_ansible_lint(tmp_path, collections):
+    path = tmp_path / "playbook.yml"
+    path.write_text(readme_playbook())
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+           "NO_COLOR": "1"}
+    done = subprocess.run([str(BIN / "ansible-lint"), "--offline", "--profile", "production", str(path)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

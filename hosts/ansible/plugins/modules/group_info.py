@@ -15,6 +15,8 @@ description:
     the C(soar-restricted-group) host; the bearer token stays where the config file says.
   - A connection that fails (for example C(auth-failed), C(group-not-found)) fails the task with its error kind.
 version_added: 0.1.0
+author:
+  - soar-restricted-group maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - soar.restricted_group.host
 options:
@@ -25,6 +27,7 @@ options:
     elements: str
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: The module reads only.
 """

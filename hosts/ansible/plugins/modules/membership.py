@@ -19,6 +19,8 @@ description:
   - A run whose status is C(partial) or C(failed) fails the task with a message naming each failed user and its
     error kind; the full document is still returned in C(result).
 version_added: 0.1.0
+author:
+  - soar-restricted-group maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - soar.restricted_group.host
 options:
@@ -37,9 +39,11 @@ options:
     default: present
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Runs as a dry run, which reads the group and users and reports what would change, sending no change.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
 notes:
   - Protected users (C(protected_users) in the config) are never changed; naming one fails the task with
