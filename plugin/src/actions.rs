@@ -180,7 +180,9 @@ fn on_provider<H: Host>(scim: &mut ScimClient<'_, H>, request: &MembershipReques
                 let error = ActionError::new(
                     ErrorKind::Server,
                     format!(
-                        "{}: the server offers no way to read the members of group {}, so membership cannot be checked",
+                        "{}: membership cannot be checked: group {} lists no members, nothing shows that this server \
+                         lists members at all (no group it lists has any, and its schema does not say it returns \
+                         them), and it refuses or ignores membership filters",
                         scim.idp(),
                         group.id
                     ),

@@ -80,7 +80,7 @@ fn bad_provider_settings_are_refused() {
         ("base_url", json!(sim.base_url().replace("http://", "http://admin:pw@")), "user info"),
         ("base_url", json!("http://scim.corp.example/scim/v2"), "not loopback"),
         ("base_url", json!("not a url"), "base_url"),
-        ("token_env", json!("SOAR_TEST_UNSET_VARIABLE"), "SOAR_TEST_UNSET_VARIABLE, which is not set"),
+        ("token_env", json!("SOAR_TEST_UNSET_VARIABLE"), "token_env names an environment variable that is not set"),
         ("token_env", Value::Null, "no token"),
         ("restricted_group", Value::Null, "restricted_group_id"),
         ("name", json!("Prod IdP"), "may hold only"),

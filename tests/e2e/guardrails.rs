@@ -203,9 +203,9 @@ fn the_rate_limit_wait_counts_against_the_deadline() {
         &std::fs::read_to_string(write_config(&dir, &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({}))).unwrap(),
     )
     .unwrap();
-    // One request every 4 s, one action of 2 s: the second request cannot fit.
-    config["identity_providers"][0]["requests_per_second"] = json!(0.25);
-    config["deadline_ms"] = json!(2000);
+    // One request a second, one action of 500 ms: the second request cannot fit.
+    config["identity_providers"][0]["requests_per_second"] = json!(1);
+    config["deadline_ms"] = json!(500);
     let config = write_json(&dir, "limited.json", &config);
     let run = run_with(&config, &["add-to-group", "--user", ALICE]);
     assert_eq!(run.code, 1, "{run:?}");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice@corp.example";
 
-fn refused(run: &Run, kind: &str, says: &str) {
+pub(crate) fn refused(run: &Run, kind: &str, says: &str) {
     assert_eq!(run.code, 2, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["error"]["kind"], kind, "{doc}");
@@ -36,7 +36,7 @@ fn with_token(config: &Path, token: &str, rest: &[&str]) -> Run {
 }
 
 /// A run that must end by itself within `limit` (a FIFO or a device could hang it).
-fn finishes_within(limit: Duration, args: &[String]) -> (i32, String) {
+pub(crate) fn finishes_within(limit: Duration, args: &[String]) -> (i32, String) {
     let mut child = Command::new(soar_host_binary())
         .args(args)
         .env("XDG_CACHE_HOME", cli_cache_home())
@@ -62,7 +62,7 @@ fn finishes_within(limit: Duration, args: &[String]) -> (i32, String) {
 }
 
 #[cfg(unix)]
-fn fifo(path: &Path) {
+pub(crate) fn fifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
     assert!(status.success());
 }
@@ -244,7 +244,8 @@ fn another_spelling_of_the_group_is_the_same_tenant_for_the_lock() {
     let gid = group_id(&sim, GROUP);
     let dir = scratch_dir();
     let locks = soar_host::group_lock::GroupLocks::new(Some(cli_cache_home().join("soar-host/locks")));
-    let held = locks.acquire(vec![soar_host::group_lock::GroupLocks::key(&sim.base_url())], Instant::now()).unwrap();
+    let tenant = soar_host::endpoint::tenant(&soar_host::endpoint::parse(&sim.base_url()).unwrap());
+    let held = locks.acquire(vec![soar_host::group_lock::GroupLocks::key(&tenant)], Instant::now()).unwrap();
     for group in [json!({"restricted_group": GROUP.to_lowercase()}), json!({"restricted_group_id": gid})] {
         let mut provider = json!({"name": "zpa", "base_url": sim.base_url(), "token_env": "SOAR_TEST_TOKEN"});
         for (key, value) in group.as_object().unwrap() {

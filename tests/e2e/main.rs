@@ -5,6 +5,7 @@ mod bad_input;
 mod conformance;
 mod distance;
 mod docs;
+mod field;
 mod guardrails;
 mod hardening;
 mod interop;

@@ -148,7 +148,7 @@ proptest! {
 
     #[test]
     fn an_id_accepted_up_front_makes_a_path_the_egress_rule_accepts(id in any::<String>()) {
-        if soar_types::user_ref::id_problem(&id).is_none() {
+        if soar_host::endpoint::id_problem(&id).is_none() {
             let path = format!("/scim/v2/Users/{}", soar_types::encode::path_segment(&id));
             prop_assert_eq!(soar_host::endpoint::path_problem(&path), None, "{}", path);
         }

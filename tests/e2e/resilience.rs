@@ -260,7 +260,10 @@ fn a_change_waits_for_another_process_holding_the_group_and_gives_up_at_the_dead
     let config = write_config(&scratch_dir(), &[("zpa", &sim, "SOAR_TEST_TOKEN")], json!({}));
     let locks = GroupLocks::new(Some(cli_cache_home().join("soar-host/locks")));
     let held = locks
-        .acquire(vec![GroupLocks::key(&sim.base_url())], Instant::now())
+        .acquire(
+            vec![GroupLocks::key(&soar_host::endpoint::tenant(&soar_host::endpoint::parse(&sim.base_url()).unwrap()))],
+            Instant::now(),
+        )
         .expect("the test holds the group's lock as another process would");
     let run = run_with(&config, &["add-to-group", "--user", ALICE, "--timeout-ms", "300"]);
     assert_eq!((run.code, run.json()["error"]["kind"].clone()), (1, json!("timeout")), "{run:?}");

@@ -81,7 +81,7 @@ pub enum Command {
     Describe,
     /// Serves a ZPA-like SCIM endpoint on loopback until interrupted; prints {"base_url","token"} when ready.
     #[command(
-        override_usage = "soar-host [GLOBAL OPTIONS] simulator [--listen ADDR] [--token-env NAME] [--seed FILE] [--quirk NAME]... [--fault NAME]...\n                     [--latency-ms N] [--rate-limit N] [--generate-users N [--generate-members M]]",
+        override_usage = "soar-host [GLOBAL OPTIONS] simulator [--listen ADDR] [--token-env NAME] [--seed FILE] [--quirk NAME]... [--fault NAME]...\n                     [--latency-ms N] [--rate-limit N] [--max-page-size N] [--generate-users N [--generate-members M]]",
         after_help = simulator_help()
     )]
     Simulator(SimulatorArgs),
@@ -158,6 +158,9 @@ pub struct SimulatorArgs {
     /// Add N users, user1@corp.example ... userN@corp.example, and the group "ZPA Restricted Users".
     #[arg(long, value_name = "N", value_parser = bounded(config::Bound { key: "--generate-users", min: 1, max: 1_000_000 }))]
     pub generate_users: Option<u64>,
+    /// Serve at most N resources a page, whatever count asks (default 100 as ZPA; 1000 plays ZIA).
+    #[arg(long, value_name = "N", value_parser = bounded(config::Bound { key: "--max-page-size", min: 1, max: 10_000 }))]
+    pub max_page_size: Option<u64>,
     /// Put the first M generated users in "ZPA Restricted Users".
     #[arg(long, value_name = "M", value_parser = bounded(config::Bound { key: "--generate-members", min: 0, max: 1_000_000 }))]
     pub generate_members: Option<u64>,

@@ -18,7 +18,7 @@ use soar_host::trace::{Recorder, TraceFile};
 use soar_types::host::LogLevel;
 use soar_types::model::ErrorKind;
 use soar_types::{Action, WIT_PACKAGE, WIT_VERSION};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,24 +163,17 @@ fn request_of(cli: &Cli, args: &ActionArgs) -> Result<ActionRequest, Refusal> {
     Ok(request)
 }
 
-/// One user a line; blank lines and `#` comments ignored; `-` reads standard input.
+/// One user a line; blank lines and `#` comments ignored; `-` reads standard input. Either is read
+/// with the same cap, as UTF-8 with a leading byte-order mark dropped.
 fn read_users_file(file: &str) -> Result<Vec<String>, Refusal> {
-    let unreadable =
-        |what: String, error: String| Refusal::new(ErrorKind::InvalidInput, format!("cannot read {what}: {error}"));
     let text = if file == "-" {
-        let mut text = String::new();
-        for line in std::io::stdin().lock().lines() {
-            let line = line.map_err(|e| unreadable("users from standard input".into(), e.to_string()))?;
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
+        files::read_capped(std::io::stdin().lock(), MAX_USERS_FILE_BYTES).and_then(files::text_of)
     } else {
-        let (bytes, _) = files::read_regular(file.as_ref(), MAX_USERS_FILE_BYTES)
-            .map_err(|e| unreadable(format!("--users-file {file}"), e.to_string()))?;
-        String::from_utf8(bytes)
-            .map_err(|_| unreadable(format!("--users-file {file}"), "it is not UTF-8 text".into()))?
+        files::read_text(file.as_ref(), MAX_USERS_FILE_BYTES).map(|(text, _)| text)
     };
+    let shown = if file == "-" { "users from standard input".to_string() } else { format!("--users-file {file}") };
+    let text =
+        text.map_err(|error| Refusal::new(ErrorKind::InvalidInput, format!("cannot read {shown}: it {error}")))?;
     Ok(text
         .lines()
         .map(str::trim)
@@ -302,7 +295,9 @@ fn start_simulator(args: &SimulatorArgs) -> anyhow::Result<(Simulator, bool)> {
         options.listen = listen;
     }
     if let Some(path) = &args.seed {
-        options.seed = Seed::from_file(path)?;
+        let (text, _) = files::read_text(path, files::MAX_SEED_BYTES)
+            .with_context(|| format!("cannot read the seed file {}", path.display()))?;
+        options.seed = Seed::from_text(&text).with_context(|| format!("the seed file {}", path.display()))?;
     }
     options.quirks = args.quirk.clone();
     options.faults = args.fault.clone();
@@ -310,6 +305,9 @@ fn start_simulator(args: &SimulatorArgs) -> anyhow::Result<(Simulator, bool)> {
     options.rate_limit = args.rate_limit.map(|rate| rate as u32);
     options.generate_users = args.generate_users.unwrap_or(0) as usize;
     options.generate_members = args.generate_members.unwrap_or(0) as usize;
+    if let Some(size) = args.max_page_size {
+        options.max_page_size = size as usize;
+    }
     let simulator = Simulator::start(options).context("the simulator did not start")?;
     Ok((simulator, generated))
 }

@@ -6,6 +6,7 @@ use crate::audit::{AuditContext, AuditLog};
 use crate::cache;
 use crate::config::{self, Config, ConfigError, ProviderConfig};
 use crate::egress::EgressPolicy;
+use crate::endpoint;
 use crate::group_lock::{GroupLocks, HeldLocks, LockFailure};
 use crate::http_client::{HttpClient, HttpSettings, OriginRules};
 use crate::runtime::{Call, LoadError, PluginFailure, PluginRuntime};
@@ -124,6 +125,7 @@ impl ActionHost {
             connect_timeout: Duration::from_millis(config.limits.connect_timeout_ms),
             extra_roots: config.ca_certificates.clone(),
             rate_dir: cache::cache_dir(config.cache_dir.as_deref()).map(|dir| dir.join("rate")),
+            rate_horizon: Duration::from_millis(config.retry_after_cap_ms).max(Duration::from_secs(1)),
             proxy: config.proxy.clone(),
             max_concurrent_requests: config.providers.iter().map(|p| p.max_concurrent_requests).max().unwrap_or(1),
             origins: config
@@ -238,7 +240,7 @@ impl ActionHost {
         if let Some(timeout_ms) = request.timeout_ms {
             limits.deadline_ms = timeout_ms;
         }
-        let proxy_credentials = self.config.proxy.iter().filter_map(|proxy| proxy.credentials.clone());
+        let proxy_credentials = self.config.proxy_secrets.iter().cloned();
         let mut context = InvocationContext {
             egress: Arc::new(
                 EgressPolicy::for_providers(providers.iter().copied()).with_other_secrets(proxy_credentials),
@@ -325,12 +327,11 @@ impl ActionHost {
     }
 }
 
-/// The tenant a provider changes: its base URL as `url` normalises it (scheme and host
-/// lower-cased, default port dropped), without a trailing slash. Every spelling of the group
-/// (by name in any case, or by id) of one provider locks the same key: a provider has one
-/// restricted group.
+/// The tenant a provider changes, however its base URL is written ([`endpoint::tenant`]). Every
+/// spelling of the group (by name in any case, or by id) of one provider locks the same key: a
+/// provider has one restricted group.
 pub fn tenant_key(provider: &ProviderConfig) -> String {
-    provider.base_url.as_str().trim_end_matches('/').to_string()
+    endpoint::tenant(&provider.base_url)
 }
 
 /// Why a correlation id (echoed in every log line) cannot be used, if it cannot.
@@ -358,7 +359,17 @@ pub fn parse_users(users: &[String], max_users: u64) -> Result<Vec<UserRef>, Ref
     }
     users
         .iter()
-        .map(|user| parse_user_ref(user.trim()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why.0)))
+        .map(|user| {
+            let parsed = parse_user_ref(user.trim()).map_err(|why| Refusal::new(ErrorKind::InvalidInput, why.0))?;
+            if let UserRef::Id(id) = &parsed {
+                if let Some(problem) = endpoint::id_problem(id) {
+                    let message =
+                        format!("{user}: the id {problem}; name the user by its SCIM id as the server gives it");
+                    return Err(Refusal::new(ErrorKind::InvalidInput, message));
+                }
+            }
+            Ok(parsed)
+        })
         .collect()
 }
 

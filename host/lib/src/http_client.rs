@@ -47,6 +47,8 @@ pub struct HttpSettings {
     /// Where the rate limits shared with other processes live (see `rate_limit`); `None` keeps
     /// them within this process.
     pub rate_dir: Option<PathBuf>,
+    /// A shared rate-limit slot further ahead than this is not trusted (`retry_after_cap_ms`).
+    pub rate_horizon: Duration,
     /// The most requests any provider may have in flight at once (`max_concurrent_requests`):
     /// the size of the thread pool that carries them (the thread that asks carries one).
     pub max_concurrent_requests: usize,
@@ -61,6 +63,7 @@ impl HttpSettings {
             proxy: None,
             origins: Vec::new(),
             rate_dir: None,
+            rate_horizon: Duration::from_millis(crate::config::DEFAULT_RETRY_AFTER_CAP_MS),
             max_concurrent_requests: crate::config::DEFAULT_MAX_CONCURRENT_REQUESTS as usize,
         }
     }
@@ -104,7 +107,7 @@ pub struct Outbound<'a> {
 
 impl HttpClient {
     pub fn new(settings: HttpSettings) -> Self {
-        let limiter = RateLimiter::new(settings.rate_dir.clone());
+        let limiter = RateLimiter::new(settings.rate_dir.clone(), settings.rate_horizon);
         HttpClient {
             settings,
             plain: OnceLock::new(),
@@ -226,6 +229,15 @@ impl HttpClient {
             .limit(limit)
             .read_to_vec()
             .map_err(|e| classify(e, &url_text, limit))?;
+        // The host asks for no content encoding; an answer encoded anyway cannot be read, and its
+        // bytes go nowhere (not to the plugin, a message or a trace). The plugin sees the header.
+        if let Some(encoding) = unrequested_encoding(&headers) {
+            (outbound.warn)(format!(
+                "{url_text} answered with Content-Encoding: {}, which was not asked for; its body is not passed on",
+                crate::text::printable(&encoding)
+            ));
+            return Ok(Response { status, headers, body: Vec::new() });
+        }
         Ok(Response { status, headers, body })
     }
 
@@ -370,6 +382,13 @@ fn sort_addresses(
         }
     }
     (allowed, refused)
+}
+
+/// A `Content-Encoding` other than `identity` (the host never asks for one).
+fn unrequested_encoding(headers: &[(String, String)]) -> Option<String> {
+    let (_, value) = headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("content-encoding"))?;
+    let value: String = value.trim().chars().take(40).collect();
+    (!value.is_empty() && !value.eq_ignore_ascii_case("identity")).then_some(value)
 }
 
 fn too_large(url: &str, limit: u64) -> HttpError {

@@ -16,6 +16,8 @@
 //! Without a usable folder the same spacing is kept inside this process only.
 
 use crate::cache::{create_private_dir, sha256_hex};
+pub use soar_host_policy::rate::TooLate;
+use soar_host_policy::rate::{self, Reservation};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -27,16 +29,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Where requests to an origin may next be sent.
 pub struct RateLimiter {
     dir: Option<PathBuf>,
+    /// A stored slot further ahead than this is not trusted (see [`soar_host_policy::rate`]).
+    horizon: Duration,
     /// Whether the unusable folder was reported already.
     warned: AtomicBool,
     /// The next free slot per origin when the folder cannot be used, in nanoseconds since the epoch.
     in_process: Mutex<HashMap<String, u128>>,
-}
-
-/// The wait a request needs, when it would pass the deadline: nothing was reserved.
-#[derive(Debug, PartialEq, Eq)]
-pub struct TooLate {
-    pub wait: Duration,
 }
 
 fn now_nanos() -> u128 {
@@ -49,14 +47,15 @@ pub fn slot_file(dir: &Path, origin: &str) -> PathBuf {
 }
 
 impl RateLimiter {
-    /// Shares the spacing through files under `dir` (see the module's text).
-    pub fn new(dir: Option<PathBuf>) -> Self {
-        RateLimiter { dir, warned: AtomicBool::new(false), in_process: Mutex::new(HashMap::new()) }
+    /// Shares the spacing through files under `dir` (see the module's text); a stored slot more
+    /// than `horizon` ahead is replaced by now.
+    pub fn new(dir: Option<PathBuf>, horizon: Duration) -> Self {
+        RateLimiter { dir, horizon, warned: AtomicBool::new(false), in_process: Mutex::new(HashMap::new()) }
     }
 
     /// Reserves the next slot for `origin` at `rate` requests per second and returns the wait
     /// until it; fails at once, reserving nothing, when the wait would exceed `budget`. `warn`
-    /// hears once why the folder cannot be used.
+    /// hears once why the folder cannot be used, and of a slot that was not trusted.
     pub fn reserve(
         &self,
         origin: &str,
@@ -64,15 +63,15 @@ impl RateLimiter {
         budget: Duration,
         warn: &dyn Fn(String),
     ) -> Result<Duration, TooLate> {
-        let interval = (1e9 / rate) as u128;
+        let interval = rate::interval_nanos(rate);
         let reserved = match &self.dir {
-            Some(dir) => match reserve_in_file(dir, origin, interval, budget) {
+            Some(dir) => match reserve_in_file(dir, origin, interval, budget, self.horizon) {
                 Ok(reserved) => reserved,
                 Err(error) => {
                     if !self.warned.swap(true, Ordering::Relaxed) {
                         warn(format!(
-                        "the rate-limit folder {} cannot be used ({error}); requests to {origin} are spaced within \
-                         this process only: set cache_dir to a writable folder",
+                            "the rate-limit folder {} cannot be used ({error}); requests to {origin} are spaced \
+                             within this process only: set cache_dir to a writable folder",
                             dir.display()
                         ));
                     }
@@ -81,26 +80,23 @@ impl RateLimiter {
             },
             None => self.reserve_in_process(origin, interval, budget),
         }?;
-        Ok(reserved)
+        if let Some(ahead) = reserved.distrusted {
+            warn(format!(
+                "the rate-limit slot for {origin} stood {} s ahead, beyond retry_after_cap_ms: a clock set back or a \
+                 stale file; spacing starts again from now",
+                ahead.as_secs()
+            ));
+        }
+        Ok(reserved.wait)
     }
 
-    fn reserve_in_process(&self, origin: &str, interval: u128, budget: Duration) -> Result<Duration, TooLate> {
+    fn reserve_in_process(&self, origin: &str, interval: u128, budget: Duration) -> Result<Reservation, TooLate> {
         let mut slots = self.in_process.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let next = slots.entry(origin.to_string()).or_insert(0);
-        let (wait, following) = reserve(*next, now_nanos(), interval, budget)?;
-        *next = following;
-        Ok(wait)
+        let reserved = rate::reserve(*next, now_nanos(), interval, budget, self.horizon)?;
+        *next = reserved.following;
+        Ok(reserved)
     }
-}
-
-/// The wait until the slot after `next`, and the slot after that; `TooLate` past `budget`.
-fn reserve(next: u128, now: u128, interval: u128, budget: Duration) -> Result<(Duration, u128), TooLate> {
-    let slot = next.max(now);
-    let wait = Duration::from_nanos((slot - now).min(u64::MAX as u128) as u64);
-    if wait > budget {
-        return Err(TooLate { wait });
-    }
-    Ok((wait, slot + interval))
 }
 
 fn reserve_in_file(
@@ -108,7 +104,8 @@ fn reserve_in_file(
     origin: &str,
     interval: u128,
     budget: Duration,
-) -> std::io::Result<Result<Duration, TooLate>> {
+    horizon: Duration,
+) -> std::io::Result<Result<Reservation, TooLate>> {
     create_private_dir(dir)?;
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
@@ -123,18 +120,19 @@ fn reserve_in_file(
     }
     file.lock()?;
     let mut text = String::new();
-    let next = match file.read_to_string(&mut text) {
+    // A slot is a few dozen digits: anything longer is not one.
+    let next = match (&mut file).take(64).read_to_string(&mut text) {
         Ok(_) => text.trim().parse::<u128>().unwrap_or(0),
         Err(_) => 0,
     };
-    let reserved = reserve(next, now_nanos(), interval, budget);
-    if let Ok((_, following)) = &reserved {
+    let reserved = rate::reserve(next, now_nanos(), interval, budget, horizon);
+    if let Ok(reservation) = &reserved {
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
-        file.write_all(following.to_string().as_bytes())?;
+        file.write_all(reservation.following.to_string().as_bytes())?;
     }
     file.unlock()?;
-    Ok(reserved.map(|(wait, _)| wait))
+    Ok(reserved)
 }
 
 #[cfg(test)]
@@ -143,17 +141,11 @@ mod tests {
     use std::time::Instant;
 
     #[test]
-    fn slots_are_evenly_spaced_and_a_wait_past_the_budget_reserves_nothing() {
-        assert_eq!(reserve(0, 1_000, 200, Duration::from_secs(1)), Ok((Duration::ZERO, 1_200)));
-        assert_eq!(reserve(1_200, 1_000, 200, Duration::from_secs(1)), Ok((Duration::from_nanos(200), 1_400)));
-        assert!(reserve(5_000_000_000, 0, 200, Duration::from_secs(1)).is_err());
-    }
-
-    #[test]
     fn two_limiters_on_one_folder_share_the_spacing() {
         let dir = std::env::temp_dir().join(format!("soar-rate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (a, b) = (RateLimiter::new(Some(dir.clone())), RateLimiter::new(Some(dir.clone())));
+        let horizon = Duration::from_secs(60);
+        let (a, b) = (RateLimiter::new(Some(dir.clone()), horizon), RateLimiter::new(Some(dir.clone()), horizon));
         let started = Instant::now();
         for _ in 0..3 {
             for limiter in [&a, &b] {

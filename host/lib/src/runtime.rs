@@ -3,6 +3,7 @@
 use crate::cache;
 use crate::config::Limits;
 use crate::egress::EgressPolicy;
+use crate::files::{self, FileError};
 use crate::http_client::HttpClient;
 use crate::services::{HostServices, InvocationContext, LogSink};
 use crate::wasi::{self, BoundedCapture};
@@ -28,11 +29,11 @@ const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    #[error("cannot read the plugin {}: {source}; build it with `bash scripts/build-plugin.sh` or pass --plugin FILE", path.display())]
+    #[error("cannot read the plugin {}: it {source}; build it with `bash scripts/build-plugin.sh` or pass --plugin FILE", path.display())]
     Unreadable {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
     #[error("plugin {}: {error}", path.display())]
     Plugin {
@@ -123,7 +124,8 @@ const POOL_KEEP_RESIDENT_BYTES: usize = 4 * 1024 * 1024;
 
 impl PluginRuntime {
     pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable { path: path.to_path_buf(), source })?;
+        let (bytes, _) = files::read_regular(path, files::MAX_PLUGIN_BYTES)
+            .map_err(|source| LoadError::Unreadable { path: path.to_path_buf(), source })?;
         Self::load_bytes(&bytes, options)
             .map_err(|error| LoadError::Plugin { path: path.to_path_buf(), error: Box::new(error) })
     }

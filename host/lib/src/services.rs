@@ -204,7 +204,9 @@ impl HostServices {
                 if let Some(scrubbed) = self.redactor().redact_bytes(&response.body) {
                     response.body = scrubbed;
                 }
-                for (_, value) in response.headers.iter_mut() {
+                // Header names are server text too; HTTP lower-cases them.
+                for (name, value) in response.headers.iter_mut() {
+                    *name = self.redactor().redact_ignoring_case(name);
                     *value = self.redactor().redact(value);
                 }
                 Ok(response)

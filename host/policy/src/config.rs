@@ -24,8 +24,7 @@ pub const DEFAULT_MAX_USERS_PER_ACTION: u64 = 100;
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u64 = 4;
 /// ZIA documents a limit of 5 requests per second.
 pub const ZIA_REQUESTS_PER_SECOND: f64 = 5.0;
-/// The most requests per second a provider may be given.
-pub const MAX_REQUESTS_PER_SECOND: f64 = 10_000.0;
+pub use crate::rate::{MAX_REQUESTS_PER_SECOND, MIN_REQUESTS_PER_SECOND};
 /// The largest config, CA or users file read.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -156,6 +155,8 @@ pub struct Config {
     pub ca_certificates: Vec<Vec<u8>>,
     /// From `proxy`; else the host falls back to `HTTPS_PROXY` / `NO_PROXY`.
     pub proxy: Option<ProxyConfig>,
+    /// What of the proxy in use (configured or from the environment) must never be shown.
+    pub proxy_secrets: Vec<Secret>,
     /// What is allowed but unwise (a token file others can read); the host logs them.
     pub warnings: Vec<String>,
 }
@@ -250,7 +251,7 @@ struct ProviderEntry {
     #[schemars(range(min = MAX_RETRIES.min, max = MAX_RETRIES.max), extend("default" = DEFAULT_MAX_RETRIES), example = 4)]
     max_retries: Option<u32>,
     /// Requests to the provider's origin are spaced at this rate, shared by every host process on the machine (zia: 5 by default).
-    #[schemars(extend("exclusiveMinimum" = 0, "maximum" = MAX_REQUESTS_PER_SECOND), example = 5)]
+    #[schemars(extend("minimum" = MIN_REQUESTS_PER_SECOND, "maximum" = MAX_REQUESTS_PER_SECOND), example = 5)]
     requests_per_second: Option<f64>,
     /// Requests one action may have in flight to this provider at once.
     #[schemars(range(min = MAX_CONCURRENT_REQUESTS.min, max = MAX_CONCURRENT_REQUESTS.max), extend("default" = DEFAULT_MAX_CONCURRENT_REQUESTS), example = 4)]
@@ -319,17 +320,38 @@ fn describe(error: serde_path_to_error::Error<serde_json::Error>) -> ConfigError
     } else if text.starts_with("duplicate field ") {
         format!("{} is given twice; keep one", within(&quoted(text)))
     } else {
-        format!("{path}: {text}")
+        format!("{path}: {}", without_the_value(text))
     };
     invalid(message)
+}
+
+/// serde's "invalid type: string \"...\", expected ..." without the value, which may be a secret
+/// pasted into the wrong key: "invalid type: a string, expected ...".
+fn without_the_value(text: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        let Some(rest) = text.strip_prefix(prefix) else { continue };
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let kind = ["string", "integer", "floating point", "boolean", "character", "byte array", "map", "sequence"]
+            .into_iter()
+            .find(|kind| found.starts_with(kind))
+            .map(|kind| match kind {
+                "integer" | "floating point" => "a number".to_string(),
+                "map" => "an object".to_string(),
+                "sequence" => "a list".to_string(),
+                other => format!("a {other}"),
+            })
+            .unwrap_or_else(|| "a value".into());
+        let expected = if expected.is_empty() { String::new() } else { format!(", expected {expected}") };
+        return format!("{prefix}{kind}{expected}");
+    }
+    text.to_string()
 }
 
 impl Config {
     /// Reads and checks a config file; relative paths in it resolve against its folder.
     pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
-        let (bytes, _) = files::read_regular(path, MAX_CONFIG_BYTES)
+        let (text, _) = files::read_text(path, MAX_CONFIG_BYTES)
             .map_err(|source| ConfigError::Unreadable { path: path.to_path_buf(), source })?;
-        let text = String::from_utf8_lossy(&bytes);
         let folder = path.parent().unwrap_or(Path::new("."));
         let value: Value =
             serde_json::from_str(&text).map_err(|source| ConfigError::Syntax { path: path.to_path_buf(), source })?;
@@ -424,6 +446,7 @@ impl Config {
         let ca_file = non_empty("ca_file", file.ca_file)?.map(|file| folder.join(file));
         let ca_certificates = ca_file.as_deref().map(read_certificates).transpose()?.unwrap_or_default();
         let proxy = non_empty("proxy", file.proxy)?.map(|text| parse_proxy(&text)).transpose()?;
+        let proxy_secrets = proxy_secrets(proxy.as_ref(), tokens.env);
         Ok(Config {
             providers,
             allow_http: file.allow_http,
@@ -441,6 +464,7 @@ impl Config {
             ca_file,
             ca_certificates,
             proxy,
+            proxy_secrets,
             warnings,
         })
     }
@@ -536,7 +560,7 @@ fn check_provider(
         check_base_url(&entry.base_url, defaults.allow_http).map_err(|why| invalid(format!("{at}base_url {why}")))?;
     let restricted_group = in_provider("restricted_group", entry.restricted_group)?;
     let restricted_group_id = in_provider("restricted_group_id", entry.restricted_group_id)?;
-    if let Some(problem) = restricted_group_id.as_deref().and_then(soar_types::user_ref::id_problem) {
+    if let Some(problem) = restricted_group_id.as_deref().and_then(endpoint::id_problem) {
         return Err(invalid(format!("{at}restricted_group_id {problem}; SCIM ids never do: check the id")));
     }
     if restricted_group.is_none() && restricted_group_id.is_none() {
@@ -569,10 +593,11 @@ fn check_provider(
     let profile = entry.profile.unwrap_or_else(|| detect_profile(&base_url));
     let requests_per_second = match entry.requests_per_second {
         None => (profile == Profile::Zia).then_some(ZIA_REQUESTS_PER_SECOND),
-        Some(rate) if rate > 0.0 && rate <= MAX_REQUESTS_PER_SECOND => Some(rate),
+        Some(rate) if (MIN_REQUESTS_PER_SECOND..=MAX_REQUESTS_PER_SECOND).contains(&rate) => Some(rate),
         Some(rate) => {
             return Err(invalid(format!(
-                "{at}requests_per_second is {rate}; give a number above 0 and at most {MAX_REQUESTS_PER_SECOND}"
+                "{at}requests_per_second is {rate}; give a number from {MIN_REQUESTS_PER_SECOND} to \
+                 {MAX_REQUESTS_PER_SECOND} (a SCIM tenant that takes fewer than one request a second serves no playbook)"
             )))
         }
     };
@@ -602,12 +627,43 @@ fn check_provider(
 }
 
 /// An HTTPS proxy: its full URL for the HTTP client (credentials included, so kept secret) and
-/// the same URL with the credentials hidden, for messages.
+/// the same URL with the credentials hidden, for messages. `credentials` is `user:password`;
+/// the password alone is kept out of every output too ([`ProxyConfig::secrets`]).
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
     pub url: Secret,
     pub shown: String,
     pub credentials: Option<Secret>,
+}
+
+impl ProxyConfig {
+    /// What of the proxy is secret: `user:password`, and the password alone.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let Some(credentials) = &self.credentials else { return Vec::new() };
+        let password = credentials.expose().split_once(':').map(|(_, password)| password).unwrap_or_default();
+        let mut secrets = vec![credentials.clone()];
+        if !password.is_empty() {
+            secrets.push(Secret::new(password));
+        }
+        secrets
+    }
+}
+
+/// The variables a proxy may come from when the config names none (the HTTP client reads them).
+const PROXY_VARIABLES: [&str; 6] = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"];
+
+/// The secrets of every proxy the host may use: the configured one, else those the environment
+/// names (whose credentials a proxy's error could otherwise echo).
+fn proxy_secrets(configured: Option<&ProxyConfig>, env: &dyn Environment) -> Vec<Secret> {
+    match configured {
+        Some(proxy) => proxy.secrets(),
+        None => PROXY_VARIABLES
+            .iter()
+            .filter_map(|name| env.var(name))
+            .filter_map(|text| parse_proxy(&text).ok())
+            .flat_map(|proxy| proxy.secrets())
+            .collect(),
+    }
 }
 
 /// `http://[user:password@]host:port` (or https); credentials are kept as secrets.
@@ -633,16 +689,19 @@ fn parse_proxy(text: &str) -> Result<ProxyConfig, ConfigError> {
 /// A base URL: https (or http to loopback with `allow_http`), no query, fragment, user info or
 /// path that could be read as another. The error is the problem, for the caller to prefix.
 fn check_base_url(text: &str, allow_http: bool) -> Result<Url, String> {
-    let parsed = endpoint::parse(text).map_err(|why| format!("\"{text}\" {why}"))?;
+    // Shown without user info, query or fragment: a password or an access token pasted there
+    // must not come back in the refusal.
+    let shown = endpoint::shown(text);
+    let parsed = endpoint::parse(text).map_err(|why| format!("\"{shown}\" {why}"))?;
     if parsed.query().is_some() {
-        return Err(format!("\"{text}\" has a query (?...); give the SCIM endpoint without it"));
+        return Err(format!("\"{shown}\" has a query (?...); give the SCIM endpoint without it"));
     }
     if parsed.scheme() == "http" {
         if !endpoint::names_loopback(&parsed) {
-            return Err(format!("\"{text}\" uses plain http to a host that is not loopback; use https"));
+            return Err(format!("\"{shown}\" uses plain http to a host that is not loopback; use https"));
         }
         if !allow_http {
-            return Err(format!("\"{text}\" uses plain http; set \"allow_http\": true (loopback only) or use https"));
+            return Err(format!("\"{shown}\" uses plain http; set \"allow_http\": true (loopback only) or use https"));
         }
     }
     Ok(parsed)
@@ -657,19 +716,30 @@ enum TokenSource {
 /// The token, checked as RFC 6750 allows it. A token file must be a regular file (a link to
 /// one is fine: secrets are mounted that way); its trailing line break is trimmed.
 fn load_token(source: &TokenSource, env: &dyn Environment, warnings: &mut Vec<String>) -> Result<Secret, String> {
+    // Neither value is ever quoted: an operator may have pasted the token itself there.
     let token = match source {
+        TokenSource::Env(name) if !is_variable_name(name) => {
+            return Err("token_env must name an environment variable (letters, digits and '_'); what it holds \
+                        looks like a value instead, perhaps the token itself: export the token in a variable and \
+                        name that variable here"
+                .into())
+        }
         TokenSource::Env(name) => env.var(name).ok_or_else(|| {
-            format!("token_env names {name}, which is not set; export the SCIM bearer token in {name}")
+            "token_env names an environment variable that is not set; export the SCIM bearer token in the \
+             variable it names"
+                .to_string()
         })?,
         TokenSource::File(path) => {
-            let shown = path.display();
             // Room for the line break a text editor adds.
-            let (bytes, metadata) = files::read_regular(path, MAX_TOKEN_BYTES as u64 + 2)
-                .map_err(|e| format!("cannot read token_file {shown}: {e}"))?;
+            let (text, metadata) = files::read_text(path, MAX_TOKEN_BYTES as u64 + 2).map_err(|e| {
+                format!("cannot read the file token_file names: it {e}; name a readable file holding the token")
+            })?;
             if files::shared_with_others(&metadata) {
-                warnings.push(format!("token_file {shown} can be read by other users than its owner: chmod 600 it"));
+                warnings.push(format!(
+                    "token_file {} can be read by other users than its owner: chmod 600 it",
+                    path.display()
+                ));
             }
-            let text = String::from_utf8(bytes).map_err(|_| format!("token_file {shown} is not text"))?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             text.strip_suffix('\r').unwrap_or(text).to_string()
         }
@@ -678,6 +748,13 @@ fn load_token(source: &TokenSource, env: &dyn Environment, warnings: &mut Vec<St
         return Err(problem);
     }
     Ok(Secret::new(token))
+}
+
+/// Whether `name` can be an environment variable's name as shells write them.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `*.private.zscaler.com`, `*.zpa*.net`, `*.zpagov.*` → zpa; `scim.*` on a Zscaler cloud → zia.
@@ -752,7 +829,10 @@ mod tests {
             (json!({"identity_providers": [provider(json!({"base_url": "https://h.example/v2?x=1"}))]}), "has a query"),
             (json!({"identity_providers": [provider(json!({"base_url": "http://h.example/v2"}))]}), "not loopback"),
             (json!({"identity_providers": [provider(json!({"base_url": "http://127.0.0.1:1/v2"}))]}), "allow_http"),
-            (json!({"identity_providers": [provider(json!({"token_env": "MISSING"}))]}), "MISSING, which is not set"),
+            (
+                json!({"identity_providers": [provider(json!({"token_env": "MISSING"}))]}),
+                "token_env names an environment variable that is not set",
+            ),
             (json!({"identity_providers": [provider(json!({"token_env": null}))]}), "no token"),
             (json!({"identity_providers": [provider(json!({"token_file": "t"}))]}), "not both"),
             (json!({"identity_providers": [provider(json!({"restricted_group": null}))]}), "restricted_group_id"),
@@ -798,6 +878,11 @@ mod tests {
                 "requests_per_second is 10001",
             ),
             (json!({"identity_providers": [provider(json!({"requests_per_second": 0}))]}), "requests_per_second is 0"),
+            (
+                json!({"identity_providers": [provider(json!({"requests_per_second": 1e-6}))]}),
+                "requests_per_second is 0.000001; give a number from 1 to 10000",
+            ),
+            (json!({"identity_providers": [provider(json!({"requests_per_second": 1e-300}))]}), "give a number from 1"),
             (
                 json!({"identity_providers": [provider(json!({"restricted_group_id": "../x"}))]}),
                 "restricted_group_id contains a slash",

@@ -41,6 +41,7 @@ pub enum PathProblem {
     Backslash,
     Parameter,
     EncodedSeparator,
+    Normalises,
 }
 
 impl fmt::Display for PathProblem {
@@ -50,6 +51,10 @@ impl fmt::Display for PathProblem {
             PathProblem::Backslash => "a backslash, which some servers read as '/'",
             PathProblem::Parameter => "a ';' parameter, which some servers strip ('..;/')",
             PathProblem::EncodedSeparator => "a percent-encoded '.', '/' or '\\' (in any encoding)",
+            PathProblem::Normalises => {
+                "a percent-encoded character that Unicode normalisation (NFKC) turns into ASCII, as a fullwidth \
+                 '．' turns into '.'; SCIM ids never hold one"
+            }
         })
     }
 }
@@ -114,8 +119,9 @@ fn raw_path(text: &str) -> &str {
 }
 
 /// Refuses what some server could read as another path: `.`/`..` segments, backslashes, `;`
-/// parameters (`..;/` passes some proxies), and any percent-encoded `.`, `/` or `\`, however many
-/// times encoded and in overlong UTF-8 (`%c0%ae`) too.
+/// parameters (`..;/` passes some proxies), any percent-encoded `.`, `/` or `\`, however many
+/// times encoded and in overlong UTF-8 (`%c0%ae`) too, and percent-encoded characters that a server
+/// applying Unicode normalisation would read as ASCII (`%EF%BC%8E`, a fullwidth full stop, is `.`).
 pub fn path_problem(path: &str) -> Option<PathProblem> {
     if path.contains('\\') {
         return Some(PathProblem::Backslash);
@@ -133,7 +139,7 @@ pub fn path_problem(path: &str) -> Option<PathProblem> {
     for _ in 0..4 {
         let decoded: Vec<u8> = percent_decode(&layer).collect();
         if decoded == layer {
-            return None;
+            return normalises_to_ascii(&decoded).then_some(PathProblem::Normalises);
         }
         if separators(&decoded) > separators(&layer) || has_overlong_separator(&decoded) {
             return Some(PathProblem::EncodedSeparator);
@@ -141,6 +147,23 @@ pub fn path_problem(path: &str) -> Option<PathProblem> {
         layer = decoded;
     }
     Some(PathProblem::EncodedSeparator)
+}
+
+/// Why `id` cannot be a SCIM id the plugin writes into a path (`id:` users, `restricted_group_id`),
+/// checked before anything is sent: the plugin's own rule (no slash, `%`, dot segment or control
+/// character) and no character that Unicode normalisation reads as ASCII, which the egress rule
+/// would refuse once it is percent-encoded.
+pub fn id_problem(id: &str) -> Option<String> {
+    soar_types::user_ref::id_problem(id)
+        .map(str::to_string)
+        .or_else(|| normalises_to_ascii(id.as_bytes()).then(|| format!("has {}", PathProblem::Normalises)))
+}
+
+/// Whether decoded text holds a non-ASCII character that NFKC turns into ASCII.
+fn normalises_to_ascii(bytes: &[u8]) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    let text = String::from_utf8_lossy(bytes);
+    text.chars().filter(|c| !c.is_ascii()).any(|c| std::iter::once(c).nfkc().any(|n| n.is_ascii()))
 }
 
 /// Whether the bytes hold `.`, `/` or `\` in an overlong UTF-8 form (2 to 4 bytes), which lenient
@@ -166,10 +189,39 @@ fn has_overlong_separator(bytes: &[u8]) -> bool {
     })
 }
 
+/// A URL as written, fit to quote in a message: its user info, query and fragment hidden (a
+/// password or an access token may stand there), and text that does not start like a URL not
+/// shown at all (it may be a token pasted into the wrong key).
+pub fn shown(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://").filter(|(scheme, _)| {
+        !scheme.is_empty() && scheme.len() <= 10 && scheme.bytes().all(|b| b.is_ascii_alphabetic())
+    }) else {
+        return "(a value that is not a URL; not shown)".into();
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (before, after) = rest.split_at(end);
+    let authority_end = before.find(['/', '\\']).unwrap_or(before.len());
+    let (authority, path) = before.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("<redacted>@{host}"),
+        None => authority.to_string(),
+    };
+    let hidden = match after.chars().next() {
+        Some('?') => "?<redacted>",
+        Some(_) => "#<redacted>",
+        None => "",
+    };
+    let shown: String = format!("{scheme}://{authority}{path}{hidden}").chars().take(300).collect();
+    shown.escape_debug().to_string()
+}
+
 /// `localhost`, `*.localhost`, 127.0.0.0/8 or ::1, as written.
 pub fn names_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        Some(Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name == "localhost" || name.ends_with(".localhost")
+        }
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
@@ -201,10 +253,60 @@ pub fn is_under(base: &Url, url: &Url) -> bool {
     }
 }
 
-/// `scheme://host:port`, the port always written: the key of per-origin rules.
+/// `scheme://host:port` with the host in its canonical form ([`canonical_host`]) and the port
+/// always written: the key of per-origin rules and of the shared rate limit.
 pub fn origin(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    format!("{}://{host}:{}", url.scheme(), url.port_or_known_default().unwrap_or(0))
+    format!("{}://{}:{}", url.scheme(), canonical_host(url), url.port_or_known_default().unwrap_or(0))
+}
+
+/// The tenant a base URL names, however it is written: its [`origin`] and its path normalised
+/// (unreserved characters percent-decoded, other escapes in capitals, letters lower-cased, repeated
+/// and trailing slashes dropped). The key of the change lock, in files and in PostgreSQL. Two
+/// spellings of one tenant give one key; what it cannot see is a tenant under two names that
+/// resolve alike (`scim.example` and its address), which is why it never keys by address.
+pub fn tenant(url: &Url) -> String {
+    let mut path = String::new();
+    for segment in url.path().split('/').filter(|segment| !segment.is_empty()) {
+        path.push('/');
+        path.push_str(&normalised_segment(segment));
+    }
+    format!("{}{path}", origin(url))
+}
+
+/// A host as one name: lower-cased without a trailing dot, and every loopback name and address
+/// (`localhost`, `*.localhost`, 127.0.0.0/8, ::1) as `loopback`.
+pub fn canonical_host(url: &Url) -> String {
+    if names_loopback(url) || ip_host(url).is_some_and(|ip| crate::address::canonical(ip).is_loopback()) {
+        return "loopback".into();
+    }
+    url.host_str().unwrap_or_default().trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn normalised_segment(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = String::new();
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| std::str::from_utf8(bytes.get(index + 1..index + 3)?).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) => {
+                out.push(byte.to_ascii_lowercase() as char);
+                index += 3;
+            }
+            Some(byte) => {
+                out.push_str(&format!("%{byte:02X}"));
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index].to_ascii_lowercase() as char);
+                index += 1;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -247,6 +349,47 @@ mod tests {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn one_tenant_written_several_ways_is_one_key() {
+        let key = |text: &str| tenant(&url(text));
+        let loopback = key("http://127.0.0.1:8080/scim/1/7/v2");
+        for same in [
+            "http://localhost:8080/scim/1/7/v2",
+            "http://LOCALHOST:8080/scim/1/7/v2/",
+            "http://[::1]:8080/scim/1/7/v2",
+            "http://127.0.0.2:8080/scim//1/7/v2",
+            "http://api.localhost:8080/SCIM/1/7/V2",
+            "http://127.1:8080/scim/%31/7/v2",
+        ] {
+            assert_eq!(key(same), loopback, "{same}");
+        }
+        assert_eq!(loopback, "http://loopback:8080/scim/1/7/v2");
+        let remote = key("https://scim1.private.zscaler.com/scim/1/7/v2");
+        for same in
+            ["https://SCIM1.Private.Zscaler.COM./scim/1/7/v2/", "https://scim1.private.zscaler.com:443/scim/1/7/v2"]
+        {
+            assert_eq!(key(same), remote, "{same}");
+        }
+        for other in [
+            "https://scim1.private.zscaler.com/scim/1/8/v2",
+            "https://scim1.private.zscaler.com:8443/scim/1/7/v2",
+            "http://127.0.0.1:8081/scim/1/7/v2",
+        ] {
+            assert_ne!(key(other), remote, "{other}");
+            assert_ne!(key(other), loopback, "{other}");
+        }
+        assert_eq!(key("https://h.example/a%7e%2b%20b"), "https://h.example:443/a~%2B%20b");
+    }
+
+    #[test]
+    fn urls_are_shown_without_what_may_be_secret() {
+        assert_eq!(shown("https://svc:SECRET@scim.example/v2"), "https://<redacted>@scim.example/v2");
+        assert_eq!(shown("https://scim.example/v2?access_token=SECRET"), "https://scim.example/v2?<redacted>");
+        assert_eq!(shown("https://scim.example/v2#SECRET"), "https://scim.example/v2#<redacted>");
+        assert_eq!(shown("tok-SECRET-0123456789"), "(a value that is not a URL; not shown)");
+        assert_eq!(shown("https://scim.example/v2"), "https://scim.example/v2");
     }
 
     #[test]
@@ -295,6 +438,16 @@ mod tests {
             "/v2/%25252525252e",
         ] {
             assert!(path_problem(path).is_some(), "{path}");
+        }
+        for path in [
+            "/v2/%EF%BC%8E%EF%BC%8E/admin",
+            "/v2/%ef%bc%8f",
+            "/v2/%EF%BC%BC",
+            "/v2/a%E2%80%A4%E2%80%A4b",
+            "/v2/%EF%B9%92",
+            "/v2/%25EF%25BC%258E%25EF%25BC%258E",
+        ] {
+            assert_eq!(path_problem(path), Some(PathProblem::Normalises), "{path}");
         }
         for path in
             ["/v2/Users/..a", "/v2/Users/a.b", "/v2/Users/7000777", "/v2/Users", "/v2/Groups/%20x", "/v2/%c3%a9"]

@@ -7,6 +7,11 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;
 use std::path::Path;
 
+/// The largest plugin component read (the component is about 300 KB).
+pub const MAX_PLUGIN_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest simulator seed read.
+pub const MAX_SEED_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Why a file cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -19,6 +24,8 @@ pub enum FileError {
     TooLarge(u64),
     #[error("is a symbolic link; name the file itself")]
     Link,
+    #[error("is not UTF-8 text")]
+    NotText,
 }
 
 /// What a path that is not a regular file is.
@@ -64,12 +71,30 @@ fn open_checked(options: &mut OpenOptions, path: &Path) -> Result<File, FileErro
 pub fn read_regular(path: &Path, max_bytes: u64) -> Result<(Vec<u8>, Metadata), FileError> {
     let file = open_checked(OpenOptions::new().read(true), path)?;
     let metadata = file.metadata()?;
+    Ok((read_capped(file, max_bytes)?, metadata))
+}
+
+/// A text file's contents ([`read_regular`]), UTF-8 with a leading byte-order mark dropped (editors
+/// on some systems write one), and what the file is.
+pub fn read_text(path: &Path, max_bytes: u64) -> Result<(String, Metadata), FileError> {
+    let (bytes, metadata) = read_regular(path, max_bytes)?;
+    Ok((text_of(bytes)?, metadata))
+}
+
+/// Bytes as UTF-8 text without a leading byte-order mark.
+pub fn text_of(bytes: Vec<u8>) -> Result<String, FileError> {
+    let text = String::from_utf8(bytes).map_err(|_| FileError::NotText)?;
+    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
+}
+
+/// Everything a reader gives, up to `max_bytes` (standard input, say).
+pub fn read_capped(reader: impl Read, max_bytes: u64) -> Result<Vec<u8>, FileError> {
     let mut bytes = Vec::new();
-    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    reader.take(max_bytes + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max_bytes {
         return Err(FileError::TooLarge(max_bytes));
     }
-    Ok((bytes, metadata))
+    Ok(bytes)
 }
 
 /// Opens a file to append to, created owner-only, never through a symbolic link (a dangling one

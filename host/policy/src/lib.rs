@@ -8,5 +8,6 @@ pub mod config;
 pub mod egress;
 pub mod endpoint;
 pub mod files;
+pub mod rate;
 pub mod secret;
 pub use soar_types::text;

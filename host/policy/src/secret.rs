@@ -1,8 +1,11 @@
 //! Bearer tokens and other secrets: what a token may look like, kept out of Debug output, and
 //! scrubbed from everything that leaves the host or reaches the plugin, in every form a server
-//! or proxy could echo them: exact, percent-encoded (any byte, either case, also twice over),
-//! base64 (standard or URL-safe, any alignment, with or without padding) and inside JSON strings
-//! however their characters are escaped.
+//! or proxy could echo them: exact; base64 (standard or URL-safe, any alignment, with or without
+//! padding); and with any of its characters escaped, in any mix: percent-encoded (either case,
+//! also twice over), JSON `\uXXXX` (behind any number of backslashes) and `\/`, HTML `&#NN;` and
+//! `&#xHH;`. Everything is found in the raw bytes: whether a body parses as JSON, is cut short or
+//! is plain text changes nothing. Header names, which HTTP lower-cases, are searched without
+//! regard to case.
 
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -84,6 +87,9 @@ pub const REDACTED: &str = "<redacted>";
 struct Known {
     raw: Vec<u8>,
     literals: Vec<memmem::Finder<'static>>,
+    /// The same, lower-cased: for text HTTP lower-cases (header names).
+    raw_lowered: Vec<u8>,
+    literals_lowered: Vec<memmem::Finder<'static>>,
 }
 
 /// Replaces every known secret in text and bodies; shared by everything that prints, logs or
@@ -128,8 +134,16 @@ impl Redactor {
                 if raw.len() >= MIN_BASE64_SECRET_BYTES {
                     literals.extend(base64_cores(&raw));
                 }
-                let literals = literals.iter().map(|literal| memmem::Finder::new(literal).into_owned()).collect();
-                Known { raw, literals }
+                let finders = |literals: &[Vec<u8>]| {
+                    literals.iter().map(|literal| memmem::Finder::new(literal).into_owned()).collect()
+                };
+                let lowered: Vec<Vec<u8>> = literals.iter().map(|literal| literal.to_ascii_lowercase()).collect();
+                Known {
+                    raw_lowered: raw.to_ascii_lowercase(),
+                    literals: finders(&literals),
+                    literals_lowered: finders(&lowered),
+                    raw,
+                }
             })
             .collect();
         Redactor { secrets }
@@ -143,69 +157,38 @@ impl Redactor {
         }
     }
 
-    /// A body with every form of every secret replaced, or `None` when it holds none. A JSON body
-    /// is also read: a secret hidden by escapes in a string (`\u0074ok...`) is scrubbed from the
-    /// decoded string and the body written again.
+    /// Text that HTTP may have lower-cased (a header name), with every form of every secret
+    /// replaced whatever the case of its letters.
+    pub fn redact_ignoring_case(&self, text: &str) -> String {
+        let lowered = text.to_ascii_lowercase();
+        match self.scrub(text.as_bytes(), Some(lowered.as_bytes())) {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => text.to_string(),
+        }
+    }
+
+    /// A body with every form of every secret replaced, or `None` when it holds none.
     pub fn redact_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
         if self.secrets.is_empty() {
             return None;
         }
-        let scrubbed = self.scrub(bytes);
-        let current = scrubbed.as_deref().unwrap_or(bytes);
-        // Only `\uXXXX` and `\/` can spell a token's characters (RFC 6750 b64token) in JSON.
-        if memmem::find(current, b"\\u").is_none() && memmem::find(current, b"\\/").is_none() {
-            return scrubbed;
-        }
-        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(current) else {
-            return scrubbed;
-        };
-        if self.scrub_json(&mut value) {
-            return Some(serde_json::to_vec(&value).expect("a JSON value serialises"));
-        }
-        scrubbed
+        self.scrub(bytes, None)
     }
 
-    /// Scrubs every string and key of a JSON value; true when anything changed.
-    fn scrub_json(&self, value: &mut serde_json::Value) -> bool {
-        use serde_json::Value;
-        match value {
-            Value::String(text) => match self.scrub(text.as_bytes()) {
-                Some(bytes) => {
-                    *text = String::from_utf8_lossy(&bytes).into_owned();
-                    true
-                }
-                None => false,
-            },
-            Value::Array(items) => items.iter_mut().fold(false, |changed, item| self.scrub_json(item) | changed),
-            Value::Object(map) => {
-                let entries = std::mem::take(map);
-                let mut changed = false;
-                for (key, mut item) in entries {
-                    changed |= self.scrub_json(&mut item);
-                    let key = match self.scrub(key.as_bytes()) {
-                        Some(bytes) => {
-                            changed = true;
-                            String::from_utf8_lossy(&bytes).into_owned()
-                        }
-                        None => key,
-                    };
-                    map.insert(key, item);
-                }
-                changed
-            }
-            _ => false,
-        }
-    }
-
-    /// The raw pass: exact and base64 forms, and percent-encoded ones.
-    fn scrub(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+    /// Replaces the spans where a secret stands in `bytes`; with `lowered` (the same bytes
+    /// lower-cased), spans are looked for there, against the lower-cased secrets.
+    fn scrub(&self, bytes: &[u8], lowered: Option<&[u8]>) -> Option<Vec<u8>> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         for known in &self.secrets {
-            for literal in &known.literals {
+            let (haystack, literals, raw) = match lowered {
+                Some(lowered) => (lowered, &known.literals_lowered, &known.raw_lowered),
+                None => (bytes, &known.literals, &known.raw),
+            };
+            for literal in literals {
                 let length = literal.needle().len();
-                spans.extend(literal.find_iter(bytes).map(|start| (start, start + length)));
+                spans.extend(literal.find_iter(haystack).map(|start| (start, start + length)));
             }
-            spans.extend(percent_encoded_spans(bytes, &known.raw));
+            spans.extend(escaped_spans(haystack, raw, lowered.is_some()));
         }
         if spans.is_empty() {
             return None;
@@ -234,16 +217,16 @@ impl Redactor {
     }
 }
 
-/// Where `secret` stands in `bytes` with at least one of its bytes percent-encoded (`%XX` in either
-/// case, or encoded again as `%25XX`, `%2525XX`).
-fn percent_encoded_spans(bytes: &[u8], secret: &[u8]) -> Vec<(usize, usize)> {
+/// Where `secret` stands in `bytes` with at least one of its bytes escaped (see [`match_escape`]);
+/// `folded`: the bytes are lower-cased, so escaped letters compare without case.
+fn escaped_spans(bytes: &[u8], secret: &[u8], folded: bool) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut start = 0;
     while start < bytes.len() {
         let first = bytes[start];
-        if first == b'%' || first == secret[0] {
-            if let Some((end, encoded)) = match_encoded(bytes, start, secret) {
-                if encoded {
+        if matches!(first, b'%' | b'\\' | b'&') || first == secret[0] {
+            if let Some((end, escaped)) = match_escaped(bytes, start, secret, folded) {
+                if escaped {
                     spans.push((start, end));
                     start = end;
                     continue;
@@ -255,40 +238,77 @@ fn percent_encoded_spans(bytes: &[u8], secret: &[u8]) -> Vec<(usize, usize)> {
     spans
 }
 
-/// Matches `secret` at `start`, each byte written plainly or percent-encoded; returns the end and
-/// whether any byte was encoded.
-fn match_encoded(bytes: &[u8], start: usize, secret: &[u8]) -> Option<(usize, bool)> {
+/// Matches `secret` at `start`, each byte written plainly or escaped; returns the end and
+/// whether any byte was escaped.
+fn match_escaped(bytes: &[u8], start: usize, secret: &[u8], folded: bool) -> Option<(usize, bool)> {
     let mut at = start;
-    let mut encoded = false;
+    let mut escaped = false;
     for &wanted in secret {
-        if bytes.get(at) == Some(&wanted) && wanted != b'%' {
+        if bytes.get(at) == Some(&wanted) && !matches!(wanted, b'%' | b'\\' | b'&') {
             at += 1;
             continue;
         }
-        at = match_escape(bytes, at, wanted)?;
-        encoded = true;
+        at = match_escape(bytes, at, wanted, folded)?;
+        escaped = true;
     }
-    Some((at, encoded))
+    Some((at, escaped))
 }
 
-/// `%XX`, `%25XX` or `%2525XX` spelling `wanted` at `at`; returns the end.
-fn match_escape(bytes: &[u8], mut at: usize, wanted: u8) -> Option<usize> {
-    if bytes.get(at) != Some(&b'%') {
-        return None;
-    }
-    at += 1;
-    for _ in 0..3 {
-        let hex = bytes.get(at..at + 2)?;
-        let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-        if value == wanted {
-            return Some(at + 2);
+/// One character `wanted` escaped at `at`: `%XX` (also `%25XX`, `%2525XX`), a JSON `\uXXXX` or
+/// `\/` behind any number of backslashes (JSON inside JSON), or an HTML `&#NN;` / `&#xHH;`.
+/// Returns the end.
+fn match_escape(bytes: &[u8], at: usize, wanted: u8, folded: bool) -> Option<usize> {
+    let is_wanted = |value: u32| {
+        let Ok(byte) = u8::try_from(value) else { return false };
+        if folded {
+            byte.eq_ignore_ascii_case(&wanted)
+        } else {
+            byte == wanted
         }
-        if value != b'%' {
-            return None;
+    };
+    let hex = |from: usize, digits: usize| -> Option<u32> {
+        let text = std::str::from_utf8(bytes.get(from..from + digits)?).ok()?;
+        u32::from_str_radix(text, 16).ok().filter(|_| text.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    match *bytes.get(at)? {
+        b'%' => {
+            let mut at = at + 1;
+            for _ in 0..3 {
+                let value = hex(at, 2)?;
+                if is_wanted(value) {
+                    return Some(at + 2);
+                }
+                if value != u32::from(b'%') {
+                    return None;
+                }
+                at += 2;
+            }
+            None
         }
-        at += 2;
+        b'\\' => {
+            let mut at = at;
+            while bytes.get(at) == Some(&b'\\') {
+                at += 1;
+            }
+            match *bytes.get(at)? {
+                b'/' if wanted == b'/' => Some(at + 1),
+                b'u' if hex(at + 1, 4).is_some_and(is_wanted) => Some(at + 5),
+                _ => None,
+            }
+        }
+        b'&' if bytes.get(at + 1) == Some(&b'#') => {
+            let (digits_at, radix) = match bytes.get(at + 2) {
+                Some(b'x' | b'X') => (at + 3, 16),
+                _ => (at + 2, 10),
+            };
+            let length =
+                bytes[digits_at.min(bytes.len())..].iter().take(8).take_while(|b| b.is_ascii_hexdigit()).count();
+            let digits = std::str::from_utf8(&bytes[digits_at..digits_at + length]).ok()?;
+            let value = u32::from_str_radix(digits, radix).ok()?;
+            (is_wanted(value) && bytes.get(digits_at + length) == Some(&b';')).then_some(digits_at + length + 1)
+        }
+        _ => None,
     }
-    None
 }
 
 #[cfg(test)]
@@ -343,8 +363,36 @@ mod tests {
     }
 
     #[test]
+    fn escapes_are_found_in_raw_bytes_whatever_the_body_is() {
+        for body in [
+            // Plain text, JSON cut short, JSON after a byte-order mark, JSON with a lone surrogate.
+            "echo: \\u0074ok-Abc\\/123+xyz=",
+            r#"{"detail":"you sent \u0074\u006F\u006B-Abc\/123\u002bxyz\u003D"#,
+            "\u{feff}{\"detail\":\"\\u0074ok-Abc\\/123+xyz=\"}",
+            r#"{"bad":"\ud800","detail":"tok-Abc\/123+xyz="}"#,
+            // JSON inside a JSON string, a mix of escapes, HTML entities.
+            r#"{"inner":"{\"t\":\"\\u0074ok-Abc\\/123+xyz=\"}"}"#,
+            "tok-Abc%2F123\\u002Bxyz&#61;",
+            "<p>&#116;&#x6F;&#X6b;-Abc&#47;123+xyz=</p>",
+        ] {
+            let out = redactor().redact_bytes(body.as_bytes()).unwrap_or_else(|| panic!("not found in {body:?}"));
+            let out = String::from_utf8_lossy(&out);
+            assert!(out.contains(REDACTED) && !out.contains("Abc"), "{body:?} -> {out:?}");
+        }
+    }
+
+    #[test]
+    fn a_header_name_lower_cased_by_http_still_hides_the_token() {
+        let name = format!("x-{}", TOKEN.to_ascii_lowercase());
+        assert_eq!(redactor().redact(&name), name, "the plain pass looks at case");
+        assert_eq!(redactor().redact_ignoring_case(&name), "x-<redacted>");
+        assert_eq!(redactor().redact_ignoring_case("x-tok-abc%2f123%2bxyz%3d"), "x-<redacted>");
+        assert_eq!(redactor().redact_ignoring_case("content-type"), "content-type");
+    }
+
+    #[test]
     fn unrelated_text_is_left_alone() {
-        let text = "user alice@corp.example: 200 OK % %% %2 %zz tok-Abc/12 AAAA====";
+        let text = "user alice@corp.example: 200 OK % %% %2 %zz tok-Abc/12 AAAA==== \\u00 &#; &#x; \\\\";
         assert_eq!(redactor().redact(text), text);
         assert!(redactor().redact_bytes(b"\xff\xfe binary").is_none());
     }

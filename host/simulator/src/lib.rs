@@ -71,18 +71,6 @@ impl SeedMember {
 /// Why the simulator cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
-    #[error("cannot read seed file {}: {source}", path.display())]
-    SeedUnreadable {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("seed file {} is not valid: {source}", path.display())]
-    SeedInvalid {
-        path: std::path::PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("{0}")]
     Seed(String),
     #[error("cannot listen on {address}: {source}")]
@@ -94,10 +82,9 @@ pub enum SimulatorError {
 }
 
 impl Seed {
-    pub fn from_file(path: &std::path::Path) -> Result<Seed, SimulatorError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SimulatorError::SeedUnreadable { path: path.to_path_buf(), source })?;
-        serde_json::from_str(&text).map_err(|source| SimulatorError::SeedInvalid { path: path.to_path_buf(), source })
+    /// A seed document's text (the caller reads the file).
+    pub fn from_text(text: &str) -> Result<Seed, serde_json::Error> {
+        serde_json::from_str(text)
     }
 }
 
@@ -120,6 +107,8 @@ pub struct SimulatorOptions {
     /// The first this many generated users are members of the group [`GENERATED_GROUP`]
     /// (created when the seed has none of that name).
     pub generate_members: usize,
+    /// The most resources a page holds, whatever `count` asks (ZPA: 100; ZIA: 1,000).
+    pub max_page_size: usize,
 }
 
 /// The group generated users are put in.
@@ -143,6 +132,7 @@ impl SimulatorOptions {
             rate_limit: None,
             generate_users: 0,
             generate_members: 0,
+            max_page_size: scim::MAX_COUNT,
         }
     }
 }
@@ -176,6 +166,7 @@ pub struct Shared {
     requests: Mutex<Vec<Recorded>>,
     attempts: Mutex<BTreeMap<String, u32>>,
     latency: std::time::Duration,
+    max_page_size: usize,
     bucket: Option<Mutex<Bucket>>,
     /// 429 answers given by the rate limit.
     throttled: std::sync::atomic::AtomicUsize,
@@ -303,6 +294,7 @@ impl Simulator {
             requests: Mutex::new(Vec::new()),
             attempts: Mutex::new(BTreeMap::new()),
             latency: std::time::Duration::from_millis(options.latency_ms),
+            max_page_size: options.max_page_size.max(1),
             bucket: options.rate_limit.map(|rate| Mutex::new(Bucket::new(rate.max(1)))),
             throttled: std::sync::atomic::AtomicUsize::new(0),
             in_flight: std::sync::atomic::AtomicUsize::new(0),

@@ -42,6 +42,15 @@ fn no_content() -> Answer {
 }
 
 impl Shared {
+    /// What the Group schema says of `members`: never returned where the server lists none.
+    fn members_returned(&self) -> &'static str {
+        if self.has(Quirk::NoMembership) {
+            "never"
+        } else {
+            "default"
+        }
+    }
+
     fn error(&self, request: &HttpRequest, status: u16, scim_type: Option<&str>, detail: &str) -> Answer {
         let mut detail = detail.to_string();
         if self.has(Quirk::EchoAuthorization) {
@@ -62,7 +71,34 @@ impl Shared {
         if self.has(Quirk::EchoTokenEncoded) {
             return self.echo_token_encoded(request, status, body);
         }
+        if self.has(Quirk::EchoTokenAsText) {
+            return Self::echo_token_as_text(request, status);
+        }
         answer(status, body)
+    }
+
+    /// The request's token in a text/plain answer, its characters JSON-escaped outside any JSON,
+    /// and as the name of a response header.
+    fn echo_token_as_text(request: &HttpRequest, status: u16) -> Answer {
+        let authorization = request.header("authorization").unwrap_or_default();
+        let token = authorization.split_once(' ').map(|(_, token)| token).unwrap_or_default();
+        let escaped: String = token
+            .chars()
+            .enumerate()
+            .map(|(index, c)| match c {
+                '/' => "\\/".to_string(),
+                c if index % 2 == 0 => format!("\\u{:04X}", c as u32),
+                c => c.to_string(),
+            })
+            .collect();
+        let mut headers = vec![("Content-Type".to_string(), "text/plain; charset=utf-8".to_string())];
+        if !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+".contains(&b)) {
+            headers.push((format!("X-{token}"), "1".into()));
+        }
+        let text = format!(
+            "error {status}: the token \"{escaped}\" is not accepted here (request cut short: {{\"detail\":\"{escaped}"
+        );
+        Answer { status, body: Body::Raw(text.into_bytes()), headers }
     }
 
     /// A form of request a quirk makes the server refuse: 400 with `scim_type`, or 501 or 405
@@ -122,7 +158,9 @@ impl Shared {
         let mut headers = answer.headers;
         let body = match answer.body {
             Body::Raw(raw) => {
-                headers.push(("Content-Type".into(), SCIM_JSON.into()));
+                if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+                    headers.push(("Content-Type".into(), SCIM_JSON.into()));
+                }
                 raw
             }
             Body::Json(mut bytes) => {
@@ -135,6 +173,17 @@ impl Shared {
                 bytes
             }
             Body::Empty => Vec::new(),
+        };
+        let body = if self.has_fault(Fault::EncodedUnasked) && !body.is_empty() {
+            headers.push(("Content-Encoding".into(), "gzip".into()));
+            // A gzip header and bytes no reader of plain text can make sense of.
+            [
+                &[0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03][..],
+                &body.iter().map(|b| b ^ 0xa5).collect::<Vec<u8>>(),
+            ]
+            .concat()
+        } else {
+            body
         };
         let response = HttpResponse { status: answer.status, headers, body };
         if self.has_fault(Fault::TruncatedBody) && !response.body.is_empty() {
@@ -256,9 +305,9 @@ impl Shared {
             None => self.error(request, 404, None, &format!("nothing named {id}")),
         };
         match segments {
-            ["ServiceProviderConfig"] => answer(200, service_provider_config(&self.base_url())),
-            ["Schemas"] => everything(schemas()),
-            ["Schemas", id] => one(schemas(), id),
+            ["ServiceProviderConfig"] => answer(200, service_provider_config(&self.base_url(), self.max_page_size)),
+            ["Schemas"] => everything(schemas(self.members_returned())),
+            ["Schemas", id] => one(schemas(self.members_returned()), id),
             ["ResourceTypes"] => everything(resource_types()),
             ["ResourceTypes", id] => one(resource_types(), id),
             _ => self.error(request, 404, None, &format!("no resource at {}", request.path)),
@@ -322,7 +371,10 @@ impl Shared {
         Shown {
             resource: resource.as_object().expect("resources are objects"),
             projection,
-            hide_members: kind == Kind::Group && self.has(Quirk::NoMembership),
+            hide_members: kind == Kind::Group
+                && (self.has(Quirk::NoMembership)
+                    || (self.has(Quirk::EmptyMembersOmitted)
+                        && resource.get("members").and_then(Value::as_array).is_none_or(Vec::is_empty))),
             location: format!("{}/{}/{id}", self.base_url(), kind.endpoint()),
             groups,
         }
@@ -376,7 +428,7 @@ impl Shared {
                 Err(why) => return self.error(request, 400, Some("invalidFilter"), &format!("invalid filter: {why}")),
             },
         };
-        let page_cap = if self.has(Quirk::LoweredCount) { 2 } else { MAX_COUNT };
+        let page_cap = if self.has(Quirk::LoweredCount) { 2 } else { self.max_page_size };
         let count = params.count.unwrap_or(DEFAULT_COUNT).min(page_cap);
         let directory = self.directory.lock().expect("directory lock");
         // Every matching resource, by reference and in creation order; only the page is copied.
@@ -743,13 +795,13 @@ fn list_of<T: Serialize>(resources: Vec<T>, start_index: usize, total: Option<us
     }
 }
 
-fn service_provider_config(base_url: &str) -> Value {
+fn service_provider_config(base_url: &str, max_results: usize) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://help.zscaler.com/zpa/about-scim-apis",
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": true, "maxResults": MAX_COUNT},
+        "filter": {"supported": true, "maxResults": max_results},
         "changePassword": {"supported": false},
         "sort": {"supported": false},
         "etag": {"supported": false},
@@ -780,7 +832,8 @@ fn attribute(name: &str, kind: &str, extra: Value) -> Value {
     base
 }
 
-fn schemas() -> Vec<Value> {
+/// The Schemas the server serves; `members_returned`: when it returns a group's members.
+fn schemas(members_returned: &str) -> Vec<Value> {
     let string = |name: &str| attribute(name, "string", json!({}));
     let reference_list = |name: &str, mutability: &str, types: Value| {
         attribute(
@@ -813,12 +866,14 @@ fn schemas() -> Vec<Value> {
         ],
         "meta": {"resourceType": "Schema", "location": format!("/Schemas/{USER_SCHEMA}")}
     });
+    let mut members = reference_list("members", "readWrite", json!(["User", "Group"]));
+    members["returned"] = json!(members_returned);
     let group = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
         "id": GROUP_SCHEMA, "name": "Group", "description": "Group",
         "attributes": [
             attribute("displayName", "string", json!({"required": true})),
-            reference_list("members", "readWrite", json!(["User", "Group"])),
+            members,
         ],
         "meta": {"resourceType": "Schema", "location": format!("/Schemas/{GROUP_SCHEMA}")}
     });

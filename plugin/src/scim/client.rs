@@ -28,6 +28,11 @@ pub struct Learned {
     pub member_clause_honoured: bool,
     /// The group's `members`, once read: `Some(None)` when the server does not list them.
     pub group_members: Option<Option<Vec<String>>>,
+    /// Whether this server was seen to list a group's members, and why: a group that leaves
+    /// `members` out is then empty (RFC 7643 §2.5), not unreadable. Looked for once an action.
+    pub members_listed: Option<Option<String>>,
+    /// Reading every user (a few pages) costs fewer requests than filtering for these users.
+    pub read_every_user: bool,
     /// The add form that worked: `path: members` (false) or ZIA's path-less form (true).
     pub add_without_path: bool,
     /// The remove form that worked: RFC `members[value eq ".."]` (false) or Entra's value list (true).
@@ -330,6 +335,20 @@ impl<'a, H: Host> ScimClient<'a, H> {
             Ok(response) if is_auth_failure(response.status) || (300..400).contains(&response.status) => {
                 self.status_error(&response, doing)
             }
+            Ok(response) if encoded(&response).is_some() => {
+                let encoding = encoded(&response).unwrap_or_default();
+                ActionError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{}: answered HTTP {} encoded as {} (Content-Encoding), which was not asked for, while {doing}; \
+                         the answer cannot be read: the server or a proxy before it must send plain answers",
+                        self.idp(),
+                        response.status,
+                        quote(encoding)
+                    ),
+                )
+                .with_status(response.status)
+            }
             Ok(response) => return Ok(response),
             Err(error) => self.transport_error(error, doing),
         };
@@ -499,6 +518,12 @@ fn may_have_been_applied(outcome: &Result<Response, HttpError>) -> bool {
         Ok(response) => matches!(response.status, 502 | 504),
         Err(error) => matches!(error, HttpError::ConnectionFailed(_)),
     }
+}
+
+/// The content encoding of an answer, when it has one (the host asks for none and passes no such
+/// body on).
+fn encoded(response: &Response) -> Option<&str> {
+    response.header("content-encoding").map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
 }
 
 fn is_auth_failure(status: u16) -> bool {

@@ -22,6 +22,9 @@ pub const MAX_USERS_PER_FILTER: usize = 100;
 /// Users still unknown above which reading every user (page by page, pages sent together) is
 /// weighed against one filter each.
 const SCAN_AT_LEAST: usize = 10;
+/// `or` lookups from which reading every user is weighed against them first (one request, the
+/// first page, answered with the group lookup).
+const WEIGH_READING_EVERY_USER_AT: usize = 5;
 /// A member id no server holds, to see whether a server honours the member clause of a filter.
 const NO_SUCH_MEMBER: &str = "restricted-group-plugin-no-such-member-0c7d91";
 
@@ -266,12 +269,25 @@ impl<H: Host> ScimClient<'_, H> {
                 UserRef::External(external) => by_attribute[1].1.push((index, external)),
             }
         }
-        for (attribute, wanted) in &by_attribute {
-            batch.extend(
-                filter_chunks(*attribute, wanted).into_iter().map(|chunk| self.filter_lookup(*attribute, chunk)),
-            );
+        let lookups: Vec<Outgoing> = by_attribute
+            .iter()
+            .flat_map(|(attribute, wanted)| {
+                filter_chunks(*attribute, wanted).into_iter().map(|chunk| self.filter_lookup(*attribute, chunk))
+            })
+            .collect();
+        if lookups.len() < WEIGH_READING_EVERY_USER_AT {
+            batch.extend(lookups);
+            self.prefetch(batch);
+            return;
         }
+        // Many lookups: the first page of /Users, sent with the group lookup, tells whether reading
+        // every user (pages of 1,000 on ZIA) is fewer requests than filtering for them.
+        batch.push(Outgoing::read(&self.page_path("Users", &[], 1), "counting the users"));
         self.prefetch(batch);
+        self.learned.read_every_user = self.reading_every_user_is_cheaper(lookups.len());
+        if !self.learned.read_every_user {
+            self.prefetch(lookups);
+        }
     }
 
     /// The first request of finding the group: by id, or by a displayName filter.
@@ -423,17 +439,23 @@ impl<H: Host> ScimClient<'_, H> {
         if wanted.is_empty() {
             return;
         }
-        if wanted.len() > 1 && !self.filters_unusable() && !self.learned.or_filter_unusable {
+        let read_everyone = self.learned.read_every_user;
+        if wanted.len() > 1 && !self.filters_unusable() && !self.learned.or_filter_unusable && !read_everyone {
             for chunk in filter_chunks(attribute, wanted) {
                 let (filter, doing) = user_filter(attribute, chunk);
                 let values: Vec<&str> = chunk.iter().map(|(_, value)| *value).collect();
                 match self.filtered_users(&filter, &values, attribute, &doing) {
                     Some(Ok(users)) => {
                         for (index, value) in chunk {
+                            let answered = users.iter().any(|user| attribute.matches_ignoring_case(user, value));
                             let candidates: Vec<&User> =
                                 users.iter().filter(|user| attribute.matches(user, value)).collect();
                             if !candidates.is_empty() {
                                 found[*index] = Some(self.pick(attribute, value, candidates));
+                            } else if answered {
+                                // The server matched it but for case (externalId is case-exact):
+                                // it answered for this value, and the answer is nobody.
+                                found[*index] = Some(Ok(None));
                             }
                         }
                     }
@@ -452,8 +474,8 @@ impl<H: Host> ScimClient<'_, H> {
         // One filter per user still unknown (a batch can miss users on servers that misread `or`),
         // sent together; or, when that is fewer requests, every user read page by page.
         let unknown = wanted.iter().filter(|(index, _)| found[*index].is_none()).count();
-        let read_everyone =
-            !self.filters_unusable() && unknown > SCAN_AT_LEAST && self.reading_every_user_is_cheaper(unknown);
+        let read_everyone = read_everyone
+            || (!self.filters_unusable() && unknown > SCAN_AT_LEAST && self.reading_every_user_is_cheaper(unknown));
         if !self.filters_unusable() && !read_everyone {
             let singles = wanted.iter().filter(|(index, _)| found[*index].is_none());
             let batch = singles.map(|single| self.filter_lookup(attribute, std::slice::from_ref(single))).collect();
@@ -466,7 +488,7 @@ impl<H: Host> ScimClient<'_, H> {
             let (filter, doing) = user_filter(attribute, &[(*index, *value)]);
             match self.filtered_users(&filter, &[value], attribute, &doing) {
                 Some(Ok(users)) => {
-                    let candidates: Vec<&User> = users.iter().collect();
+                    let candidates: Vec<&User> = users.iter().filter(|user| attribute.matches(user, value)).collect();
                     found[*index] =
                         Some(if candidates.is_empty() { Ok(None) } else { self.pick(attribute, value, candidates) });
                 }
@@ -509,8 +531,11 @@ impl<H: Host> ScimClient<'_, H> {
         attribute: Attribute,
         doing: Doing,
     ) -> Option<Result<Vec<User>, ActionError>> {
+        // A server may compare a case-exact attribute without regard to case: a resource that
+        // matches but for case shows the filter was applied, not ignored.
         let wanted = |resource: &Value| {
-            parse_user(resource).is_some_and(|user| values.iter().any(|value| attribute.matches(&user, value)))
+            parse_user(resource)
+                .is_some_and(|user| values.iter().any(|value| attribute.matches_ignoring_case(&user, value)))
         };
         // A multi-user (`or`) query refused or seemingly ignored may only be misread: one filter
         // per user will tell.
@@ -660,7 +685,9 @@ impl<H: Host> ScimClient<'_, H> {
         Ok(self.learned.member_clause_honoured)
     }
 
-    /// The group's members, read once per action; `None` when the server does not list them.
+    /// The group's members, read once per action; `None` when the server does not list them. A
+    /// group that leaves `members` out is empty when the server is seen to list members
+    /// ([`Self::members_listed`]); without that evidence absence proves nothing.
     fn group_members(&mut self, group: &Group) -> Result<Option<Vec<String>>, ActionError> {
         if let Some(members) = &self.learned.group_members {
             return Ok(members.clone());
@@ -672,12 +699,88 @@ impl<H: Host> ScimClient<'_, H> {
             return Err(self.status_error(&response, &doing));
         }
         let body = self.json_body(&response, &doing)?;
-        let members = multi_valued_values(&body, "members");
-        if members.is_none() {
-            self.log(LogLevel::Warn, "the server lists no members for the group: membership cannot be verified");
-        }
+        let members = match multi_valued_values(&body, "members") {
+            Some(members) => {
+                if !members.is_empty() {
+                    self.learned.members_listed = Some(Some(format!("it listed the members of group {}", group.id)));
+                }
+                Some(members)
+            }
+            None => match self.members_listed(group)? {
+                Some(evidence) => {
+                    self.log(LogLevel::Info, &format!("group {} lists no members: it has none ({evidence})", group.id));
+                    Some(Vec::new())
+                }
+                None => {
+                    self.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "group {} lists no members, and nothing shows that this server lists members: \
+                             membership cannot be verified",
+                            group.id
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         self.learned.group_members = Some(members.clone());
         Ok(members)
+    }
+
+    /// Why this server can be taken to list a group's members when it has any, if anything
+    /// shows it: a group listing members earlier in this action, another group listing members
+    /// on the first page of groups, or the server's Group schema returning `members`.
+    fn members_listed(&mut self, group: &Group) -> Result<Option<String>, ActionError> {
+        if let Some(evidence) = &self.learned.members_listed {
+            return Ok(evidence.clone());
+        }
+        let doing = "looking for a group that lists its members";
+        let page = self.page_path("Groups", &[("attributes", "members")], 1);
+        let listed = match self.send_read(&page, doing) {
+            Ok(response) if (200..300).contains(&response.status) => serde_json::from_slice::<Value>(&response.body)
+                .ok()
+                .and_then(|body| parse_list(&body).ok())
+                .and_then(|page| {
+                    page.resources.iter().find_map(|resource| {
+                        let id = string_attr(resource, "id").filter(|id| *id != group.id)?;
+                        multi_valued_values(resource, "members")
+                            .filter(|members| !members.is_empty())
+                            .map(|_| format!("group {id} lists its members"))
+                    })
+                }),
+            Ok(_) => None,
+            Err(error) if is_fatal(error.kind) => return Err(error),
+            Err(_) => None,
+        };
+        let evidence = match listed {
+            Some(evidence) => Some(evidence),
+            None => self.schema_returns_members()?,
+        };
+        self.learned.members_listed = Some(evidence.clone());
+        Ok(evidence)
+    }
+
+    /// Whether the server's Group schema says `members` is returned (anything but `never`).
+    fn schema_returns_members(&mut self) -> Result<Option<String>, ActionError> {
+        let doing = "reading the server's Group schema";
+        let response = match self.send_read("/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group", doing) {
+            Ok(response) => response,
+            Err(error) if is_fatal(error.kind) => return Err(error),
+            Err(_) => return Ok(None),
+        };
+        if !(200..300).contains(&response.status) {
+            return Ok(None);
+        }
+        let Ok(schema) = serde_json::from_slice::<Value>(&response.body) else { return Ok(None) };
+        let members = schema["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|attribute| attribute["name"].as_str().is_some_and(|name| name.eq_ignore_ascii_case("members")));
+        let returned = members.and_then(|attribute| attribute["returned"].as_str()).unwrap_or("default");
+        Ok((members.is_some() && !returned.eq_ignore_ascii_case("never"))
+            .then(|| format!("its Group schema returns members ({returned})")))
     }
 
     /// Reads membership again when a change's result is in doubt (a conflict, a lost answer):
@@ -821,6 +924,11 @@ impl Attribute {
         self.value(user) == Some(value)
     }
 
+    /// Whether a server that compares without regard to case would take `user` for `value`.
+    fn matches_ignoring_case(self, user: &User, value: &str) -> bool {
+        same_text(self.value(user), value)
+    }
+
     fn describe(self, value: &str) -> String {
         match self {
             Attribute::UserName => value.to_string(),
@@ -923,5 +1031,75 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::Protocol);
         assert!(error.message.contains("same page"), "{}", error.message);
         assert_eq!(server.seen.len(), 2);
+    }
+
+    fn group_without_members() -> Value {
+        json!({"id": "g1", "displayName": "Restricted"})
+    }
+
+    #[test]
+    fn a_group_without_members_is_empty_when_another_group_shows_the_server_lists_them() {
+        let others = json!({"totalResults": 2, "Resources": [
+            {"id": "g1", "displayName": "Restricted"},
+            {"id": "g2", "displayName": "Finance", "members": [{"value": "u9"}]}]});
+        let mut server = Scripted::ok(vec![group_without_members(), others]);
+        let provider = provider();
+        let user = user_without_groups();
+        let memberships = ScimClient::new(&mut server, &provider, 0).memberships(&restricted_group(), &[&user]);
+        assert_eq!(memberships, [Ok(Membership::NotMember)]);
+        assert_eq!(server.seen.len(), 2, "{:?}", server.lines());
+        assert!(server.seen[1].url.contains("/Groups?attributes=members"), "{:?}", server.lines());
+    }
+
+    #[test]
+    fn a_group_without_members_is_empty_when_the_schema_says_members_are_returned() {
+        let no_members = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]});
+        let schema = json!({"id": "urn:ietf:params:scim:schemas:core:2.0:Group", "attributes": [
+            {"name": "displayName", "returned": "default"}, {"name": "members", "returned": "default"}]});
+        let mut server = Scripted::ok(vec![group_without_members(), no_members, schema]);
+        let provider = provider();
+        let user = user_without_groups();
+        let memberships = ScimClient::new(&mut server, &provider, 0).memberships(&restricted_group(), &[&user]);
+        assert_eq!(memberships, [Ok(Membership::NotMember)]);
+        assert!(server.seen[2].url.ends_with("/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group"));
+    }
+
+    #[test]
+    fn without_evidence_that_members_are_listed_absence_proves_nothing() {
+        let no_members = json!({"totalResults": 1, "Resources": [{"id": "g1", "displayName": "Restricted"}]});
+        let schema = json!({"attributes": [{"name": "members", "returned": "never"}]});
+        let refused = json!({"status": "400", "scimType": "invalidFilter"});
+        let mut server = Scripted::new(vec![
+            (200, group_without_members()),
+            (200, no_members),
+            (200, schema),
+            (400, refused.clone()),
+            (400, refused),
+        ]);
+        let provider = provider();
+        let user = user_without_groups();
+        let memberships = ScimClient::new(&mut server, &provider, 0).memberships(&restricted_group(), &[&user]);
+        assert_eq!(memberships, [Ok(Membership::Unknown)], "{:?}", server.lines());
+    }
+
+    #[test]
+    fn an_external_id_matched_but_for_case_is_nobody_in_one_request() {
+        let answer = json!({"totalResults": 1, "Resources": [
+            {"id": "u2", "userName": "bob@corp.example", "externalId": "ext-bob"}]});
+        let mut server = Scripted::ok(vec![answer.clone()]);
+        let provider = provider();
+        let found = ScimClient::new(&mut server, &provider, 0).find_users(&[UserRef::External("EXT-BOB".into())]);
+        assert_eq!(found, [Ok(None)]);
+        assert_eq!(server.seen.len(), 1, "{:?}", server.lines());
+        // Two users in one `or` lookup: the one matched but for case is nobody, the other is found.
+        let both = json!({"totalResults": 2, "Resources": [
+            {"id": "u2", "userName": "bob@corp.example", "externalId": "ext-bob"},
+            {"id": "u3", "userName": "eve@corp.example", "externalId": "EXT-EVE"}]});
+        let mut server = Scripted::ok(vec![both]);
+        let wanted = [UserRef::External("EXT-BOB".into()), UserRef::External("EXT-EVE".into())];
+        let found = ScimClient::new(&mut server, &provider, 0).find_users(&wanted);
+        assert_eq!(found[0], Ok(None));
+        assert_eq!(found[1].as_ref().unwrap().as_ref().unwrap().id, "u3");
+        assert_eq!(server.seen.len(), 1, "{:?}", server.lines());
     }
 }

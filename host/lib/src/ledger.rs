@@ -1,0 +1,671 @@
+//! The restriction ledger: what the host changed, why, and until when. One current record per
+//! provider, group and user (the history stays in the audit log), kept in SQLite on one machine or
+//! PostgreSQL when SOAR workers span several; PostgreSQL then also carries the change lock (an
+//! advisory lock per tenant) and the rate limit (a row per origin), so workers on different
+//! machines exclude each other and share one rate per tenant.
+//!
+//! A change writes its intent before anything is sent and settles it (records written, intent
+//! deleted) in one transaction after: a process that dies in between leaves the intent, which the
+//! next `reconcile` settles against the group's members. Schema migrations are versioned and run
+//! under a lock, so processes starting together migrate once.
+
+use crate::rate_limit::TooLate;
+use soar_host_policy::rate::{self, Reservation};
+use soar_host_policy::secret::Secret;
+use soar_host_policy::state::{PostgresSpec, StateSpec};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a SQLite writer waits for another process's transaction.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a held advisory lock is tried again.
+const LOCK_POLL: Duration = Duration::from_millis(10);
+/// The advisory lock migrations run under.
+const MIGRATION_LOCK: i64 = 0x736f_6172_6d69_6772; // "soarmigr"
+
+/// Why the ledger cannot be used; never with a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    #[error("the restriction ledger {shown} cannot be opened: {why}; fix the state setting or the store")]
+    Open { shown: String, why: String },
+    #[error("the restriction ledger {shown} failed: {why}")]
+    Failed { shown: String, why: String },
+}
+
+/// Milliseconds since the Unix epoch, the ledger's times.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// What lifted a restriction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LiftedBy {
+    RemoveFromGroup,
+    Expired,
+}
+
+impl LiftedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiftedBy::RemoveFromGroup => "remove-from-group",
+            LiftedBy::Expired => "expired",
+        }
+    }
+
+    fn parse(text: &str) -> Option<LiftedBy> {
+        [LiftedBy::RemoveFromGroup, LiftedBy::Expired].into_iter().find(|by| by.as_str() == text)
+    }
+}
+
+/// The state of a record at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordState {
+    /// In force.
+    Active,
+    /// Past its expiry, not yet settled by `reconcile`.
+    Expired,
+    Lifted,
+}
+
+impl RecordState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Active => "active",
+            RecordState::Expired => "expired",
+            RecordState::Lifted => "lifted",
+        }
+    }
+}
+
+/// Which record: a provider, its group and a SCIM user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordKey {
+    pub idp: String,
+    pub group_id: String,
+    pub user_id: String,
+}
+
+/// One restriction as the ledger holds it; times in milliseconds since the epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub key: RecordKey,
+    /// The user as the caller named them first (`alice@corp.example`, `id:...`).
+    pub user: String,
+    pub user_name: Option<String>,
+    pub reason: Option<String>,
+    pub correlation_id: Option<String>,
+    pub restricted_at: i64,
+    pub expires_at: Option<i64>,
+    pub lifted_at: Option<i64>,
+    pub lifted_by: Option<LiftedBy>,
+    /// The user was in the group before the product restricted them: expiry leaves them there.
+    pub preexisting: bool,
+    pub last_verified_at: Option<i64>,
+    /// Times `reconcile` added the user back after the group lost them.
+    pub reasserted: i64,
+}
+
+impl Record {
+    pub fn state(&self, now: i64) -> RecordState {
+        match (self.lifted_at, self.expires_at) {
+            (Some(_), _) => RecordState::Lifted,
+            (None, Some(expiry)) if expiry <= now => RecordState::Expired,
+            (None, _) => RecordState::Active,
+        }
+    }
+}
+
+/// A restriction to record: new, renewed (a later expiry wins, none beats any) or made again
+/// after it was lifted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restriction {
+    pub key: RecordKey,
+    pub user: String,
+    pub user_name: Option<String>,
+    pub reason: Option<String>,
+    pub correlation_id: Option<String>,
+    pub expires_at: Option<i64>,
+    /// The user was already in the group; counts only for a record made now.
+    pub preexisting: bool,
+}
+
+/// One change to the ledger, applied with the others of its action in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    Restrict(Restriction),
+    Lift(RecordKey, LiftedBy),
+    /// Seen in the group as recorded.
+    Verified(RecordKey),
+    /// Added back after the group lost the user.
+    Reasserted(RecordKey),
+}
+
+/// A change that is about to be made: written before anything is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    pub id: i64,
+    pub action: String,
+    pub idps: Vec<String>,
+    /// The users as written.
+    pub users: Vec<String>,
+    pub reason: Option<String>,
+    pub correlation_id: Option<String>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+enum Store {
+    Sqlite(Mutex<rusqlite::Connection>),
+    Postgres { client: Mutex<postgres::Client>, config: postgres::Config },
+}
+
+/// An open ledger. Thread-safe; a host keeps one.
+pub struct Ledger {
+    store: Store,
+    shown: String,
+}
+
+/// Advisory locks held on their own PostgreSQL session; dropping the guard ends the session,
+/// which releases them (as it does when the process dies).
+pub struct PgLocks {
+    _client: postgres::Client,
+}
+
+/// Why advisory locks were not taken.
+#[derive(Debug)]
+pub enum PgLockFailure {
+    TimedOut,
+    Failed(LedgerError),
+}
+
+const MIGRATIONS: [&str; 1] = [
+    "CREATE TABLE soar_restrictions (
+        idp TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        user_ref TEXT NOT NULL,
+        user_name TEXT,
+        reason TEXT,
+        correlation_id TEXT,
+        restricted_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        lifted_at BIGINT,
+        lifted_by TEXT,
+        preexisting BOOLEAN NOT NULL,
+        last_verified_at BIGINT,
+        reasserted BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (idp, group_id, user_id)
+    );
+    CREATE TABLE soar_intents (
+        id INTEGER_KEY,
+        action TEXT NOT NULL,
+        idps TEXT NOT NULL,
+        users TEXT NOT NULL,
+        reason TEXT,
+        correlation_id TEXT,
+        expires_at BIGINT,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE soar_rate_slots (origin TEXT PRIMARY KEY, next_ns BIGINT NOT NULL);",
+];
+
+/// A restriction's upsert: new, renewed, or made again after it was lifted.
+const RESTRICT: &str = "INSERT INTO soar_restrictions (idp, group_id, user_id, user_ref, user_name, reason, correlation_id,
+        restricted_at, expires_at, lifted_at, lifted_by, preexisting, last_verified_at, reasserted)
+    VALUES (P1, P2, P3, P4, P5, P6, P7, P8, P9, NULL, NULL, P10, P8, 0)
+    ON CONFLICT (idp, group_id, user_id) DO UPDATE SET
+        user_name = COALESCE(excluded.user_name, soar_restrictions.user_name),
+        reason = COALESCE(excluded.reason, soar_restrictions.reason),
+        correlation_id = COALESCE(excluded.correlation_id, soar_restrictions.correlation_id),
+        restricted_at = CASE WHEN soar_restrictions.lifted_at IS NULL THEN soar_restrictions.restricted_at
+                             ELSE excluded.restricted_at END,
+        expires_at = CASE WHEN soar_restrictions.lifted_at IS NOT NULL THEN excluded.expires_at
+                          WHEN soar_restrictions.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
+                          WHEN soar_restrictions.expires_at > excluded.expires_at THEN soar_restrictions.expires_at
+                          ELSE excluded.expires_at END,
+        preexisting = CASE WHEN soar_restrictions.lifted_at IS NULL THEN soar_restrictions.preexisting
+                           ELSE excluded.preexisting END,
+        user_ref = CASE WHEN soar_restrictions.lifted_at IS NULL THEN soar_restrictions.user_ref
+                        ELSE excluded.user_ref END,
+        lifted_at = NULL,
+        lifted_by = NULL,
+        last_verified_at = excluded.last_verified_at";
+const LIFT: &str = "UPDATE soar_restrictions SET lifted_at = P4, lifted_by = P5
+    WHERE idp = P1 AND group_id = P2 AND user_id = P3 AND lifted_at IS NULL";
+const VERIFIED: &str =
+    "UPDATE soar_restrictions SET last_verified_at = P4 WHERE idp = P1 AND group_id = P2 AND user_id = P3";
+const REASSERTED: &str = "UPDATE soar_restrictions SET last_verified_at = P4, reasserted = reasserted + 1
+    WHERE idp = P1 AND group_id = P2 AND user_id = P3";
+const RECORDS: &str = "SELECT idp, group_id, user_id, user_ref, user_name, reason, correlation_id, restricted_at,
+        expires_at, lifted_at, lifted_by, preexisting, last_verified_at, reasserted
+    FROM soar_restrictions ORDER BY restricted_at, idp, group_id, user_id";
+const INTENTS: &str = "SELECT id, action, idps, users, reason, correlation_id, expires_at, created_at
+    FROM soar_intents ORDER BY id";
+
+/// A statement with `PN` placeholders in the backend's spelling (`?N` or `$N`).
+fn sql(statement: &str, postgres: bool) -> String {
+    let mut text = statement.to_string();
+    for n in (1..=12).rev() {
+        text = text.replace(&format!("P{n}"), &if postgres { format!("${n}") } else { format!("?{n}") });
+    }
+    text
+}
+
+impl Ledger {
+    /// Opens (creating and migrating) the ledger `spec` names; `password` is PostgreSQL's.
+    pub fn open(spec: &StateSpec, password: Option<Secret>, connect_timeout: Duration) -> Result<Ledger, LedgerError> {
+        match spec {
+            StateSpec::Sqlite(path) => Self::open_sqlite(path),
+            StateSpec::Postgres(pg) => Self::open_postgres(pg, password, connect_timeout),
+            #[allow(unreachable_patterns)]
+            _ => Err(LedgerError::Open { shown: "state".into(), why: "an unknown kind of store".into() }),
+        }
+    }
+
+    fn open_sqlite(path: &Path) -> Result<Ledger, LedgerError> {
+        let shown = format!("sqlite:{}", path.display());
+        let open = |why: String| LedgerError::Open { shown: shown.clone(), why };
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+            crate::cache::create_private_dir(folder).map_err(|e| open(format!("cannot make {}: {e}", folder.display())))?;
+        }
+        if let Ok(existing) = std::fs::symlink_metadata(path) {
+            if !existing.is_file() {
+                return Err(open("it is not a regular file".into()));
+            }
+        }
+        let fresh = !path.exists();
+        let connection = rusqlite::Connection::open(path).map_err(|e| open(e.to_string()))?;
+        #[cfg(unix)]
+        if fresh {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        connection.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(|e| open(e.to_string()))?;
+        connection.pragma_update(None, "journal_mode", "WAL").map_err(|e| open(e.to_string()))?;
+        let ledger = Ledger { store: Store::Sqlite(Mutex::new(connection)), shown: shown.clone() };
+        ledger.migrate().map_err(|error| match error {
+            LedgerError::Failed { why, .. } => open(why),
+            other => other,
+        })?;
+        Ok(ledger)
+    }
+
+    fn open_postgres(spec: &PostgresSpec, password: Option<Secret>, timeout: Duration) -> Result<Ledger, LedgerError> {
+        let shown = spec.shown();
+        let mut config = postgres::Config::new();
+        config
+            .host(&spec.host)
+            .port(spec.port)
+            .user(&spec.user)
+            .dbname(&spec.dbname)
+            .application_name("soar-host")
+            .connect_timeout(timeout);
+        if let Some(password) = &password {
+            config.password(password.expose());
+        }
+        let client = config
+            .connect(postgres::NoTls)
+            .map_err(|e| LedgerError::Open { shown: shown.clone(), why: postgres_why(&e) })?;
+        let ledger = Ledger { store: Store::Postgres { client: Mutex::new(client), config }, shown: shown.clone() };
+        ledger.migrate().map_err(|error| match error {
+            LedgerError::Failed { why, .. } => LedgerError::Open { shown: shown.clone(), why },
+            other => other,
+        })?;
+        Ok(ledger)
+    }
+
+    /// `sqlite:PATH` or `postgres://user@host:port/db`, for messages.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Whether the ledger is shared between machines (PostgreSQL), so that it also carries the
+    /// change lock and the rate limit.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Postgres { .. })
+    }
+
+    fn failed(&self, why: impl std::fmt::Display) -> LedgerError {
+        LedgerError::Failed { shown: self.shown.clone(), why: why.to_string() }
+    }
+
+    fn sqlite(&self, connection: &Mutex<rusqlite::Connection>) -> MutexGuard<'_, rusqlite::Connection> {
+        connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn migrate(&self) -> Result<(), LedgerError> {
+        match &self.store {
+            Store::Sqlite(connection) => {
+                let mut connection = self.sqlite(connection);
+                let tx = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(|e| self.failed(e))?;
+                let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(|e| self.failed(e))?;
+                for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                    tx.execute_batch(&migration.replace("INTEGER_KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"))
+                        .map_err(|e| self.failed(e))?;
+                    tx.pragma_update(None, "user_version", (index + 1) as i64).map_err(|e| self.failed(e))?;
+                }
+                tx.commit().map_err(|e| self.failed(e))
+            }
+            Store::Postgres { client, .. } => {
+                let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut tx = client.transaction().map_err(|e| self.failed(postgres_why(&e)))?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(|e| self.failed(postgres_why(&e)))?;
+                tx.batch_execute("CREATE TABLE IF NOT EXISTS soar_schema (version INTEGER NOT NULL)")
+                    .map_err(|e| self.failed(postgres_why(&e)))?;
+                let version: i32 = tx
+                    .query_opt("SELECT version FROM soar_schema", &[])
+                    .map_err(|e| self.failed(postgres_why(&e)))?
+                    .map(|row| row.get(0))
+                    .unwrap_or(0);
+                for migration in MIGRATIONS.iter().skip(version as usize) {
+                    tx.batch_execute(&migration.replace("INTEGER_KEY", "BIGSERIAL PRIMARY KEY"))
+                        .map_err(|e| self.failed(postgres_why(&e)))?;
+                }
+                tx.execute("DELETE FROM soar_schema", &[]).map_err(|e| self.failed(postgres_why(&e)))?;
+                tx.execute("INSERT INTO soar_schema (version) VALUES ($1)", &[&(MIGRATIONS.len() as i32)])
+                    .map_err(|e| self.failed(postgres_why(&e)))?;
+                tx.commit().map_err(|e| self.failed(postgres_why(&e)))
+            }
+        }
+    }
+
+    /// Writes the intent of a change before anything is sent; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin(&self, intent: &Intent) -> Result<i64, LedgerError> {
+        let idps = serde_json::to_string(&intent.idps).expect("names serialise");
+        let users = serde_json::to_string(&intent.users).expect("users serialise");
+        let insert = "INSERT INTO soar_intents (action, idps, users, reason, correlation_id, expires_at, created_at)
+            VALUES (P1, P2, P3, P4, P5, P6, P7)";
+        match &self.store {
+            Store::Sqlite(connection) => {
+                let connection = self.sqlite(connection);
+                connection
+                    .execute(
+                        &sql(insert, false),
+                        rusqlite::params![
+                            intent.action,
+                            idps,
+                            users,
+                            intent.reason,
+                            intent.correlation_id,
+                            intent.expires_at,
+                            intent.created_at
+                        ],
+                    )
+                    .map_err(|e| self.failed(e))?;
+                Ok(connection.last_insert_rowid())
+            }
+            Store::Postgres { client, .. } => {
+                let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let row = client
+                    .query_one(
+                        &format!("{} RETURNING id", sql(insert, true)),
+                        &[&intent.action, &idps, &users, &intent.reason, &intent.correlation_id, &intent.expires_at, &intent.created_at],
+                    )
+                    .map_err(|e| self.failed(postgres_why(&e)))?;
+                Ok(row.get(0))
+            }
+        }
+    }
+
+    /// Applies the changes of one action and deletes its intent, in one transaction.
+    pub fn settle(&self, intent: Option<i64>, now: i64, changes: &[Change]) -> Result<(), LedgerError> {
+        match &self.store {
+            Store::Sqlite(connection) => {
+                let mut connection = self.sqlite(connection);
+                let tx = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(|e| self.failed(e))?;
+                for change in changes {
+                    let done = match change {
+                        Change::Restrict(r) => tx.execute(
+                            &sql(RESTRICT, false),
+                            rusqlite::params![
+                                r.key.idp, r.key.group_id, r.key.user_id, r.user, r.user_name, r.reason,
+                                r.correlation_id, now, r.expires_at, r.preexisting
+                            ],
+                        ),
+                        Change::Lift(key, by) => tx.execute(
+                            &sql(LIFT, false),
+                            rusqlite::params![key.idp, key.group_id, key.user_id, now, by.as_str()],
+                        ),
+                        Change::Verified(key) => {
+                            tx.execute(&sql(VERIFIED, false), rusqlite::params![key.idp, key.group_id, key.user_id, now])
+                        }
+                        Change::Reasserted(key) => {
+                            tx.execute(&sql(REASSERTED, false), rusqlite::params![key.idp, key.group_id, key.user_id, now])
+                        }
+                    };
+                    done.map_err(|e| self.failed(e))?;
+                }
+                if let Some(id) = intent {
+                    tx.execute("DELETE FROM soar_intents WHERE id = ?1", [id]).map_err(|e| self.failed(e))?;
+                }
+                tx.commit().map_err(|e| self.failed(e))
+            }
+            Store::Postgres { client, .. } => {
+                let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut tx = client.transaction().map_err(|e| self.failed(postgres_why(&e)))?;
+                for change in changes {
+                    let done = match change {
+                        Change::Restrict(r) => tx.execute(
+                            &sql(RESTRICT, true),
+                            &[
+                                &r.key.idp, &r.key.group_id, &r.key.user_id, &r.user, &r.user_name, &r.reason,
+                                &r.correlation_id, &now, &r.expires_at, &r.preexisting,
+                            ],
+                        ),
+                        Change::Lift(key, by) => {
+                            tx.execute(&sql(LIFT, true), &[&key.idp, &key.group_id, &key.user_id, &now, &by.as_str()])
+                        }
+                        Change::Verified(key) => {
+                            tx.execute(&sql(VERIFIED, true), &[&key.idp, &key.group_id, &key.user_id, &now])
+                        }
+                        Change::Reasserted(key) => {
+                            tx.execute(&sql(REASSERTED, true), &[&key.idp, &key.group_id, &key.user_id, &now])
+                        }
+                    };
+                    done.map_err(|e| self.failed(postgres_why(&e)))?;
+                }
+                if let Some(id) = intent {
+                    tx.execute("DELETE FROM soar_intents WHERE id = $1", &[&id]).map_err(|e| self.failed(postgres_why(&e)))?;
+                }
+                tx.commit().map_err(|e| self.failed(postgres_why(&e)))
+            }
+        }
+    }
+
+    /// Every record, oldest first.
+    pub fn records(&self) -> Result<Vec<Record>, LedgerError> {
+        fn record(
+            key: RecordKey,
+            rest: (String, Option<String>, Option<String>, Option<String>, i64, Option<i64>, Option<i64>, Option<String>, bool, Option<i64>, i64),
+        ) -> Record {
+            let (user, user_name, reason, correlation_id, restricted_at, expires_at, lifted_at, lifted_by, preexisting, last_verified_at, reasserted) = rest;
+            Record {
+                key,
+                user,
+                user_name,
+                reason,
+                correlation_id,
+                restricted_at,
+                expires_at,
+                lifted_at,
+                lifted_by: lifted_by.as_deref().and_then(LiftedBy::parse),
+                preexisting,
+                last_verified_at,
+                reasserted,
+            }
+        }
+        match &self.store {
+            Store::Sqlite(connection) => {
+                let connection = self.sqlite(connection);
+                let mut statement = connection.prepare(RECORDS).map_err(|e| self.failed(e))?;
+                let rows = statement
+                    .query_map([], |row| {
+                        let key = RecordKey { idp: row.get(0)?, group_id: row.get(1)?, user_id: row.get(2)? };
+                        Ok(record(
+                            key,
+                            (
+                                row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?,
+                                row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?, row.get(13)?,
+                            ),
+                        ))
+                    })
+                    .map_err(|e| self.failed(e))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(e))
+            }
+            Store::Postgres { client, .. } => {
+                let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let rows = client.query(RECORDS, &[]).map_err(|e| self.failed(postgres_why(&e)))?;
+                Ok(rows
+                    .iter()
+                    .map(|row| {
+                        let key = RecordKey { idp: row.get(0), group_id: row.get(1), user_id: row.get(2) };
+                        record(
+                            key,
+                            (
+                                row.get(3), row.get(4), row.get(5), row.get(6), row.get(7), row.get(8), row.get(9),
+                                row.get(10), row.get(11), row.get(12), row.get(13),
+                            ),
+                        )
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// The intents no action settled (a process that died between its change and its record).
+    pub fn intents(&self) -> Result<Vec<Intent>, LedgerError> {
+        let parse = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
+        match &self.store {
+            Store::Sqlite(connection) => {
+                let connection = self.sqlite(connection);
+                let mut statement = connection.prepare(INTENTS).map_err(|e| self.failed(e))?;
+                let rows = statement
+                    .query_map([], |row| {
+                        Ok(Intent {
+                            id: row.get(0)?,
+                            action: row.get(1)?,
+                            idps: parse(row.get(2)?),
+                            users: parse(row.get(3)?),
+                            reason: row.get(4)?,
+                            correlation_id: row.get(5)?,
+                            expires_at: row.get(6)?,
+                            created_at: row.get(7)?,
+                        })
+                    })
+                    .map_err(|e| self.failed(e))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(e))
+            }
+            Store::Postgres { client, .. } => {
+                let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let rows = client.query(INTENTS, &[]).map_err(|e| self.failed(postgres_why(&e)))?;
+                Ok(rows
+                    .iter()
+                    .map(|row| Intent {
+                        id: row.get(0),
+                        action: row.get(1),
+                        idps: parse(row.get(2)),
+                        users: parse(row.get(3)),
+                        reason: row.get(4),
+                        correlation_id: row.get(5),
+                        expires_at: row.get(6),
+                        created_at: row.get(7),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Takes the tenants' advisory locks (PostgreSQL) on a session of their own, in key order,
+    /// waiting until `deadline` at most.
+    pub fn lock_tenants(&self, tenants: &[String], deadline: Instant) -> Result<PgLocks, PgLockFailure> {
+        let Store::Postgres { config, .. } = &self.store else {
+            return Err(PgLockFailure::Failed(self.failed("advisory locks need a PostgreSQL state")));
+        };
+        let mut client = config.connect(postgres::NoTls).map_err(|e| PgLockFailure::Failed(self.failed(postgres_why(&e))))?;
+        let mut keys: Vec<i64> = tenants.iter().map(|tenant| advisory_key(tenant)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            loop {
+                let taken: bool = client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                    .map_err(|e| PgLockFailure::Failed(self.failed(postgres_why(&e))))?
+                    .get(0);
+                if taken {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(PgLockFailure::TimedOut);
+                }
+                std::thread::sleep(LOCK_POLL.min(deadline - now));
+            }
+        }
+        Ok(PgLocks { _client: client })
+    }
+
+    /// Reserves the next rate-limit slot of `origin` in the shared table (PostgreSQL's clock,
+    /// so every machine spaces alike); the arithmetic is [`rate::reserve`]'s.
+    pub fn reserve_slot(
+        &self,
+        origin: &str,
+        interval: u128,
+        budget: Duration,
+        horizon: Duration,
+    ) -> Result<Result<Reservation, TooLate>, LedgerError> {
+        let Store::Postgres { client, .. } = &self.store else {
+            return Err(self.failed("a shared rate limit needs a PostgreSQL state"));
+        };
+        let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let fail = |e: postgres::Error| self.failed(postgres_why(&e));
+        let mut tx = client.transaction().map_err(fail)?;
+        tx.execute("INSERT INTO soar_rate_slots (origin, next_ns) VALUES ($1, 0) ON CONFLICT (origin) DO NOTHING", &[&origin])
+            .map_err(fail)?;
+        let row = tx
+            .query_one(
+                "SELECT next_ns, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT * 1000
+                 FROM soar_rate_slots WHERE origin = $1 FOR UPDATE",
+                &[&origin],
+            )
+            .map_err(fail)?;
+        let (next, now): (i64, i64) = (row.get(0), row.get(1));
+        let reserved = rate::reserve(next.max(0) as u128, now.max(0) as u128, interval, budget, horizon);
+        if let Ok(reservation) = &reserved {
+            let following = reservation.following.min(i64::MAX as u128) as i64;
+            tx.execute("UPDATE soar_rate_slots SET next_ns = $2 WHERE origin = $1", &[&origin, &following]).map_err(fail)?;
+        }
+        tx.commit().map_err(fail)?;
+        Ok(reserved)
+    }
+}
+
+/// The advisory lock key of a tenant: the first eight bytes of its SHA-256.
+fn advisory_key(tenant: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(tenant.as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("eight bytes"))
+}
+
+/// A PostgreSQL error as one line (its SQLSTATE message when the server sent one).
+fn postgres_why(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let text = error.to_string();
+            match std::error::Error::source(error) {
+                Some(source) => format!("{text}: {source}"),
+                None => text,
+            }
+        }
+    }
+}
