@@ -55,17 +55,19 @@ pub fn run(host: &mut impl Host, action: Action, request: &MembershipRequest) ->
 fn provider_result(provider: &Provider, users: Vec<UserResult>) -> ProviderResult {
     ProviderResult {
         idp: provider.name.clone(),
-        group: Some(GroupRef {
-            display_name: provider.restricted_group.clone(),
-            id: provider.restricted_group_id.clone(),
-        }),
+        group: Some(provider_group(provider)),
         outcome: None,
         error: None,
         users,
     }
 }
 
-fn group_ref(group: &Group) -> GroupRef {
+/// The group as the config names it, before it is found.
+pub fn provider_group(provider: &Provider) -> GroupRef {
+    GroupRef { display_name: provider.restricted_group.clone(), id: provider.restricted_group_id.clone() }
+}
+
+pub fn group_ref(group: &Group) -> GroupRef {
     GroupRef { display_name: group.display_name.clone(), id: Some(group.id.clone()) }
 }
 

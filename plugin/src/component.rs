@@ -12,6 +12,7 @@ wit_bindgen::generate!({
 });
 
 use exports::soar::restricted_group::actions as wit_actions;
+use exports::soar::restricted_group::members as wit_members;
 use soar::restricted_group::{http, log, types, wait};
 
 struct Plugin;
@@ -103,6 +104,30 @@ impl wit_actions::Guest for Plugin {
     }
 }
 
+impl wit_members::Guest for Plugin {
+    fn list_members(request: wit_members::MembersRequest) -> Vec<wit_members::ProviderMembers> {
+        let request = model::MembersRequest { settings: from_wit_settings(request.settings), named: request.named };
+        crate::list_members(&mut Imports, &request)
+            .into_iter()
+            .map(|provider| wit_members::ProviderMembers {
+                idp: provider.idp,
+                group: provider.group.map(to_wit_group),
+                error: provider.error.map(to_wit_error),
+                members: provider
+                    .members
+                    .into_iter()
+                    .map(|member| wit_members::Member { id: member.id, user_name: member.user_name })
+                    .collect(),
+                complete: provider.complete,
+            })
+            .collect()
+    }
+}
+
+fn to_wit_group(group: model::GroupRef) -> types::GroupRef {
+    types::GroupRef { display_name: group.display_name, id: group.id }
+}
+
 fn run(request: types::MembershipRequest, action: Action) -> types::ActionResult {
     let request = model::MembershipRequest {
         settings: from_wit_settings(request.settings),
@@ -147,7 +172,7 @@ fn to_wit_result(result: model::ActionResult) -> types::ActionResult {
             .into_iter()
             .map(|provider| types::ProviderResult {
                 idp: provider.idp,
-                group: provider.group.map(|group| types::GroupRef { display_name: group.display_name, id: group.id }),
+                group: provider.group.map(to_wit_group),
                 outcome: provider.outcome.map(|model::ProviderOutcome::Connected| types::ProviderOutcome::Connected),
                 error: provider.error.map(to_wit_error),
                 users: provider

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod manifest;
+pub mod members;
 pub mod scim;
 pub mod summary;
 
@@ -11,3 +12,4 @@ pub mod summary;
 mod component;
 
 pub use actions::{run, test_connection};
+pub use members::list_members;

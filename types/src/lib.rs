@@ -19,7 +19,7 @@ pub use action::Action;
 /// The WIT package both sides speak.
 pub const WIT_PACKAGE: &str = "soar:restricted-group";
 /// The version of [`WIT_PACKAGE`] in `wit/`, which the plugin is built against and the host serves.
-pub const WIT_VERSION: &str = "1.1.0";
+pub const WIT_VERSION: &str = "1.2.0";
 /// The major version of [`WIT_VERSION`]: a host serves plugins of the same major version.
 pub const WIT_MAJOR: u64 = 1;
 

@@ -174,3 +174,28 @@ pub struct ActionResult {
     pub status: Status,
     pub providers: Vec<ProviderResult>,
 }
+
+/// A member of a restricted group (WIT `members.member`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub id: String,
+    pub user_name: Option<String>,
+}
+
+/// The input of `list-members`: the providers, and member ids whose userNames the caller knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembersRequest {
+    pub settings: Settings,
+    pub named: Vec<String>,
+}
+
+/// One provider's restricted group and its members; `complete` is false when the server gave no
+/// complete list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProviderMembers {
+    pub idp: String,
+    pub group: Option<GroupRef>,
+    pub error: Option<ActionError>,
+    pub members: Vec<Member>,
+    pub complete: bool,
+}

@@ -58,18 +58,30 @@ pub enum Command {
         after_help = "example:\n  soar-host --config soar.json test-connection --idp entra-prod\n"
     )]
     TestConnection(Target),
-    /// Puts the users into each provider's restricted group (already a member is success).
+    /// Puts the users into each provider's restricted group (already a member is success) and records the restriction.
     #[command(
-        override_usage = "soar-host [GLOBAL OPTIONS] add-to-group USERS [--idp NAME] [--dry-run] [--max-retries N] [--timeout-ms N]",
-        after_help = "example:\n  soar-host --config soar.json --correlation-id INC-4711 add-to-group --user alice@corp.example\n"
+        override_usage = "soar-host [GLOBAL OPTIONS] add-to-group USERS [--idp NAME] [--dry-run] [--max-retries N] [--timeout-ms N]\n                     [--for DURATION | --until RFC3339] [--reason TEXT]",
+        after_help = "example:\n  soar-host --config soar.json --correlation-id INC-4711 add-to-group --user alice@corp.example --for 24h --reason \"impossible travel\"\n"
     )]
-    AddToGroup(Change),
+    AddToGroup(Add),
     /// Takes the users out of each provider's restricted group (not a member is success).
     #[command(
         override_usage = "soar-host [GLOBAL OPTIONS] remove-from-group USERS [--idp NAME] [--dry-run] [--max-retries N] [--timeout-ms N]",
         after_help = "example:\n  soar-host --config soar.json remove-from-group --user alice@corp.example --dry-run\n"
     )]
     RemoveFromGroup(Change),
+    /// Lists the restrictions the ledger holds: who is restricted, since when, until when and why.
+    #[command(
+        override_usage = "soar-host [GLOBAL OPTIONS] restrictions [--idp NAME] [--user USER] [--state active|expired|lifted|all]",
+        after_help = "example:\n  soar-host --config soar.json --output table restrictions --state all\n"
+    )]
+    Restrictions(RestrictionsArgs),
+    /// Settles every restriction against the groups' members: lifts what expired, puts back what an identity provider undid, reports members nobody recorded.
+    #[command(
+        override_usage = "soar-host [GLOBAL OPTIONS] reconcile [--idp NAME] [--dry-run]",
+        after_help = "example:\n  soar-host --config soar.json reconcile --dry-run\n"
+    )]
+    Reconcile(ReconcileArgs),
     /// Reports whether each user is in the restricted group; changes nothing.
     #[command(
         override_usage = "soar-host [GLOBAL OPTIONS] check-membership USERS [--idp NAME]",
@@ -130,6 +142,42 @@ pub struct Change {
     /// The wall-clock limit of the whole action, in milliseconds (overrides deadline_ms).
     #[arg(long, value_name = "N", value_parser = bounded(config::DEADLINE_MS))]
     pub timeout_ms: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct Add {
+    #[command(flatten)]
+    pub change: Change,
+    /// How long the restriction lasts (3s, 90m, 24h, 7d; at most 365 days); reconcile lifts it after.
+    #[arg(long = "for", value_name = "DURATION", value_parser = NonEmptyStringValueParser::new(), conflicts_with = "until")]
+    pub restrict_for: Option<String>,
+    /// When the restriction ends, RFC 3339 (2026-12-31T18:00:00Z).
+    #[arg(long, value_name = "RFC3339", value_parser = NonEmptyStringValueParser::new())]
+    pub until: Option<String>,
+    /// Why the users are restricted, for the ledger and the restrictions report.
+    #[arg(long, value_name = "TEXT", value_parser = NonEmptyStringValueParser::new())]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestrictionsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Only this user: an email, id:SCIM_ID, or the user as first named.
+    #[arg(long, value_name = "USER", value_parser = NonEmptyStringValueParser::new())]
+    pub user: Option<String>,
+    /// active (default), expired (past their end, not yet reconciled), lifted, or all.
+    #[arg(long, value_name = "STATE", default_value = "active", value_parser = ["active", "expired", "lifted", "all"])]
+    pub state: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Report would-lift / would-re-add; change nothing on the server or in the ledger.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,7 @@
 //! The commands: an action against the configured providers, `describe`, `--version`, `demo`
 //! and `simulator`.
 
-use crate::args::{Cli, OutputFormat, SimulatorArgs, UserSource};
+use crate::args::{Cli, OutputFormat, ReconcileArgs, RestrictionsArgs, SimulatorArgs, UserSource};
 use crate::demo;
 use crate::output::{print_document, print_report, table};
 use crate::progress::Progress;
@@ -12,6 +12,7 @@ use soar_host::action::{refusal_report, ActionHost, ActionRequest, Refusal, Repo
 use soar_host::cache;
 use soar_host::config::{Config, ProcessEnvironment};
 use soar_host::files;
+use soar_host::lifecycle::{restrictions_report, ReconcileRequest, RestrictionsQuery, StateFilter};
 use soar_host::runtime::{LoadOptions, PluginRuntime};
 use soar_host::services::{LogRecord, LogSink, Observer, Observers, RequestLog};
 use soar_host::trace::{Recorder, TraceFile};
@@ -39,6 +40,9 @@ pub struct ActionArgs {
     pub dry_run: bool,
     pub max_retries: Option<u32>,
     pub timeout_ms: Option<u64>,
+    pub restrict_for: Option<String>,
+    pub restrict_until: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// The plugin beside the executable, else the one this workspace builds.
@@ -102,29 +106,71 @@ fn stderr_log_around(correlation_id: Option<String>, progress: Option<Arc<Progre
 
 /// Runs an action: config, plugin, then the host library's checks and the invocation.
 pub fn run_action(cli: &Cli, args: &ActionArgs, stderr: &mut dyn Write) -> Report {
-    let action_name = Some(args.action.as_str());
-    let prepared = request_of(cli, args).and_then(|request| {
-        let path = cli.config.as_ref().ok_or_else(|| {
-            Refusal::new(ErrorKind::InvalidConfig, "--config FILE is required: it lists the identity providers")
-        })?;
-        let config = Config::load(path, &ProcessEnvironment)?;
-        let runtime = load_cli_plugin(cli, Some(&config))?;
-        Ok((request, config, runtime))
-    });
-    let (request, config, runtime) = match prepared {
+    let request = match request_of(cli, args) {
+        Ok(request) => request,
+        Err(refusal) => return refusal_report(Some(args.action.as_str()), &refusal),
+    };
+    with_host(cli, args.action.as_str(), request.timeout_ms, stderr, |host, observer| {
+        host.run_watched(&request, Some(observer))
+    })
+}
+
+/// `reconcile`: with the host an action gets (the trace, the request log and the progress line
+/// included).
+pub fn reconcile(cli: &Cli, args: &ReconcileArgs, stderr: &mut dyn Write) -> Report {
+    let request = ReconcileRequest {
+        idp: args.target.idp.clone(),
+        dry_run: args.dry_run,
+        correlation_id: cli.correlation_id.clone(),
+        timeout_ms: None,
+    };
+    with_host(cli, "reconcile", None, stderr, |host, observer| host.reconcile(&request, Some(observer)))
+}
+
+/// `restrictions`: the ledger's report; no plugin is loaded and nothing is sent.
+pub fn restrictions(cli: &Cli, args: &RestrictionsArgs) -> Report {
+    let query = RestrictionsQuery {
+        idp: args.target.idp.clone(),
+        user: args.user.clone(),
+        state: StateFilter::parse(&args.state).unwrap_or_default(),
+    };
+    match cli_config(cli) {
+        Ok(config) => restrictions_report(&config, None, &query),
+        Err(refusal) => refusal_report(Some("restrictions"), &refusal),
+    }
+}
+
+fn cli_config(cli: &Cli) -> Result<Config, Refusal> {
+    let path = cli.config.as_ref().ok_or_else(|| {
+        Refusal::new(ErrorKind::InvalidConfig, "--config FILE is required: it lists the identity providers")
+    })?;
+    Ok(Config::load(path, &ProcessEnvironment)?)
+}
+
+/// Loads the config and the plugin, opens the trace, and runs `act` with the host and the
+/// observers (request log, progress line, trace); writes the trace after.
+fn with_host(
+    cli: &Cli,
+    action: &str,
+    timeout_ms: Option<u64>,
+    stderr: &mut dyn Write,
+    act: impl FnOnce(&ActionHost, Arc<dyn Observer>) -> Report,
+) -> Report {
+    let prepared = cli_config(cli).and_then(|config| Ok((load_cli_plugin(cli, Some(&config))?, config)));
+    let (runtime, config) = match prepared {
         Ok(prepared) => prepared,
-        Err(refusal) => return refusal_report(action_name, &refusal),
+        Err(refusal) => return refusal_report(Some(action), &refusal),
     };
     let mut trace = match cli.trace.as_deref().map(TraceFile::create).transpose() {
         Ok(trace) => trace.map(|file| (file, Arc::new(Recorder::default()))),
         Err(unusable) => {
-            return refusal_report(action_name, &Refusal::new(ErrorKind::InvalidInput, unusable.to_string()))
+            return refusal_report(Some(action), &Refusal::new(ErrorKind::InvalidInput, unusable.to_string()))
         }
     };
     let _ = stderr.flush();
-    let deadline = Duration::from_millis(request.timeout_ms.unwrap_or(config.limits.deadline_ms));
+    let deadline = Duration::from_millis(timeout_ms.unwrap_or(config.limits.deadline_ms));
     let progress = Progress::on_terminal(deadline);
-    let log = stderr_log_around(request.correlation_id.clone(), progress.clone());
+    let log = stderr_log_around(cli.correlation_id.clone(), progress.clone());
     let host = ActionHost::new(Arc::new(runtime), config, log.clone());
     let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
     if debug_logging() {
@@ -132,7 +178,7 @@ pub fn run_action(cli: &Cli, args: &ActionArgs, stderr: &mut dyn Write) -> Repor
     }
     observers.extend(progress.clone().map(|p| p as Arc<dyn Observer>));
     observers.extend(trace.as_ref().map(|(_, recorder)| recorder.clone() as Arc<dyn Observer>));
-    let mut report = host.run_watched(&request, Some(Arc::new(Observers(observers))));
+    let mut report = act(&host, Arc::new(Observers(observers)));
     if let Some(progress) = progress {
         progress.finish();
     }
@@ -154,6 +200,9 @@ fn request_of(cli: &Cli, args: &ActionArgs) -> Result<ActionRequest, Refusal> {
     request.dry_run = args.dry_run;
     request.max_retries = args.max_retries;
     request.timeout_ms = args.timeout_ms;
+    request.restrict_for = args.restrict_for.clone();
+    request.restrict_until = args.restrict_until.clone();
+    request.reason = args.reason.clone();
     for source in &args.users {
         match source {
             UserSource::User(user) => request.users.push(user.clone()),

@@ -69,22 +69,31 @@ fn run_command(args: Vec<std::ffi::OsString>, launch: &Launch, stdout: &mut dyn 
         dry_run: false,
         max_retries: None,
         timeout_ms: None,
+        restrict_for: None,
+        restrict_until: None,
+        reason: None,
+    };
+    let change = |name: Action, change: &args::Change| commands::ActionArgs {
+        dry_run: change.dry_run,
+        max_retries: change.max_retries.map(|retries| retries as u32),
+        timeout_ms: change.timeout_ms,
+        ..action(name, &change.target)
     };
     let request = match &cli.command {
         Some(Command::TestConnection(target)) => action(Action::TestConnection, target),
         Some(Command::CheckMembership(check)) => action(Action::CheckMembership, &check.target),
-        Some(Command::AddToGroup(change) | Command::RemoveFromGroup(change)) => {
-            let name = if matches!(cli.command, Some(Command::AddToGroup(_))) {
-                Action::AddToGroup
-            } else {
-                Action::RemoveFromGroup
-            };
-            commands::ActionArgs {
-                dry_run: change.dry_run,
-                max_retries: change.max_retries.map(|retries| retries as u32),
-                timeout_ms: change.timeout_ms,
-                ..action(name, &change.target)
-            }
+        Some(Command::AddToGroup(add)) => commands::ActionArgs {
+            restrict_for: add.restrict_for.clone(),
+            restrict_until: add.until.clone(),
+            reason: add.reason.clone(),
+            ..change(Action::AddToGroup, &add.change)
+        },
+        Some(Command::RemoveFromGroup(remove)) => change(Action::RemoveFromGroup, remove),
+        Some(Command::Restrictions(query)) => {
+            return print_report(stdout, cli.output, &commands::restrictions(&cli, query))
+        }
+        Some(Command::Reconcile(reconcile)) => {
+            return print_report(stdout, cli.output, &commands::reconcile(&cli, reconcile, stderr))
         }
         Some(Command::Describe) => return commands::describe(&cli, stdout),
         Some(Command::Demo) => return commands::demo(&cli, stdout, stderr),

@@ -21,8 +21,12 @@ pub fn print_document(stdout: &mut dyn Write, format: OutputFormat, document: &V
     let _ = stdout.flush();
 }
 
-/// One line per provider and user: outcome, or the error's kind and message.
+/// One line per provider and user: outcome, or the error's kind and message; for the
+/// `restrictions` report, one line per record.
 pub fn table(document: &Value, colour: bool) -> String {
+    if document["action"] == "restrictions" && document.get("restrictions").is_some() {
+        return restrictions_table(document);
+    }
     let paint = |text: &str, code: &str| if colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() };
     let status = document["status"].as_str().unwrap_or("?");
     let mut lines = vec![format!(
@@ -91,6 +95,43 @@ pub fn table(document: &Value, colour: bool) -> String {
                     .to_string(),
             );
         }
+    }
+    lines.join("\n")
+}
+
+/// The `restrictions` report for people: who, since when, until when, why.
+fn restrictions_table(document: &Value) -> String {
+    let records = document["restrictions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let text = |value: &Value| value.as_str().map(str::to_string).unwrap_or_else(|| "-".into());
+    let mut rows: Vec<[String; 6]> =
+        vec![["IDP".into(), "USER".into(), "STATE".into(), "RESTRICTED AT".into(), "UNTIL".into(), "REASON".into()]];
+    for record in records {
+        let until = match (record["lifted_at"].as_str(), record["expires_at"].as_str()) {
+            (Some(lifted), _) => format!("lifted {lifted} ({})", text(&record["lifted_by"])),
+            (None, Some(expiry)) => expiry.to_string(),
+            (None, None) => "until lifted".into(),
+        };
+        rows.push([
+            text(&record["idp"]),
+            text(&record["user"]),
+            text(&record["state"]),
+            text(&record["restricted_at"]),
+            until,
+            text(&record["reason"]),
+        ]);
+    }
+    for cell in rows.iter_mut().flatten() {
+        *cell = printable(cell).into_owned();
+    }
+    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut lines = vec![format!("restrictions  ({} records)", records.len())];
+    for row in &rows {
+        let mut line = String::new();
+        for (column, width) in widths.iter().enumerate() {
+            line.push_str(&format!("{:<width$}  ", row[column]));
+        }
+        line.push_str(&row[5]);
+        lines.push(line.trim_end().to_string());
     }
     lines.join("\n")
 }

@@ -37,6 +37,9 @@ pub struct AuditContext<'a> {
     pub action: &'a str,
     pub correlation_id: Option<&'a str>,
     pub dry_run: bool,
+    /// add-to-group: why, and until when (RFC 3339), as the ledger records it.
+    pub reason: Option<&'a str>,
+    pub expires_at: Option<String>,
 }
 
 impl AuditLog {
@@ -74,6 +77,13 @@ impl AuditLog {
                     "error": error.map(|e| e["kind"].clone()),
                     "http_status": error.and_then(|e| e.get("status").cloned()),
                 });
+                let mut line = line;
+                if let Some(reason) = context.reason {
+                    line["reason"] = json!(reason);
+                }
+                if let Some(expires_at) = &context.expires_at {
+                    line["expires_at"] = json!(expires_at);
+                }
                 text.push_str(&line.to_string());
                 text.push('\n');
             }

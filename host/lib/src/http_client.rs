@@ -146,6 +146,11 @@ impl HttpClient {
         times.get(&endpoint::origin(url)).is_some_and(|average| *average < QUICK_ANSWER)
     }
 
+    /// Spaces requests through this shared ledger's rate limit (PostgreSQL) from now on.
+    pub fn share_rate_limit(&self, ledger: std::sync::Arc<crate::ledger::Ledger>) {
+        self.limiter.share_through(ledger);
+    }
+
     pub fn settings(&self) -> &HttpSettings {
         &self.settings
     }

@@ -161,7 +161,7 @@ pub struct Intent {
 
 enum Store {
     Sqlite(Mutex<rusqlite::Connection>),
-    Postgres { client: Mutex<postgres::Client>, config: postgres::Config },
+    Postgres { client: Mutex<postgres::Client>, config: Box<postgres::Config> },
 }
 
 /// An open ledger. Thread-safe; a host keeps one.
@@ -183,8 +183,7 @@ pub enum PgLockFailure {
     Failed(LedgerError),
 }
 
-const MIGRATIONS: [&str; 1] = [
-    "CREATE TABLE soar_restrictions (
+const MIGRATIONS: [&str; 1] = ["CREATE TABLE soar_restrictions (
         idp TEXT NOT NULL,
         group_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -211,11 +210,11 @@ const MIGRATIONS: [&str; 1] = [
         expires_at BIGINT,
         created_at BIGINT NOT NULL
     );
-    CREATE TABLE soar_rate_slots (origin TEXT PRIMARY KEY, next_ns BIGINT NOT NULL);",
-];
+    CREATE TABLE soar_rate_slots (origin TEXT PRIMARY KEY, next_ns BIGINT NOT NULL);"];
 
 /// A restriction's upsert: new, renewed, or made again after it was lifted.
-const RESTRICT: &str = "INSERT INTO soar_restrictions (idp, group_id, user_id, user_ref, user_name, reason, correlation_id,
+const RESTRICT: &str =
+    "INSERT INTO soar_restrictions (idp, group_id, user_id, user_ref, user_name, reason, correlation_id,
         restricted_at, expires_at, lifted_at, lifted_by, preexisting, last_verified_at, reasserted)
     VALUES (P1, P2, P3, P4, P5, P6, P7, P8, P9, NULL, NULL, P10, P8, 0)
     ON CONFLICT (idp, group_id, user_id) DO UPDATE SET
@@ -271,7 +270,8 @@ impl Ledger {
         let shown = format!("sqlite:{}", path.display());
         let open = |why: String| LedgerError::Open { shown: shown.clone(), why };
         if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
-            crate::cache::create_private_dir(folder).map_err(|e| open(format!("cannot make {}: {e}", folder.display())))?;
+            crate::cache::create_private_dir(folder)
+                .map_err(|e| open(format!("cannot make {}: {e}", folder.display())))?;
         }
         if let Ok(existing) = std::fs::symlink_metadata(path) {
             if !existing.is_file() {
@@ -311,7 +311,10 @@ impl Ledger {
         let client = config
             .connect(postgres::NoTls)
             .map_err(|e| LedgerError::Open { shown: shown.clone(), why: postgres_why(&e) })?;
-        let ledger = Ledger { store: Store::Postgres { client: Mutex::new(client), config }, shown: shown.clone() };
+        let ledger = Ledger {
+            store: Store::Postgres { client: Mutex::new(client), config: Box::new(config) },
+            shown: shown.clone(),
+        };
         ledger.migrate().map_err(|error| match error {
             LedgerError::Failed { why, .. } => LedgerError::Open { shown: shown.clone(), why },
             other => other,
@@ -334,7 +337,7 @@ impl Ledger {
         LedgerError::Failed { shown: self.shown.clone(), why: why.to_string() }
     }
 
-    fn sqlite(&self, connection: &Mutex<rusqlite::Connection>) -> MutexGuard<'_, rusqlite::Connection> {
+    fn sqlite<'c>(&self, connection: &'c Mutex<rusqlite::Connection>) -> MutexGuard<'c, rusqlite::Connection> {
         connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -345,7 +348,8 @@ impl Ledger {
                 let tx = connection
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .map_err(|e| self.failed(e))?;
-                let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(|e| self.failed(e))?;
+                let version: i64 =
+                    tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(|e| self.failed(e))?;
                 for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
                     tx.execute_batch(&migration.replace("INTEGER_KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"))
                         .map_err(|e| self.failed(e))?;
@@ -356,7 +360,8 @@ impl Ledger {
             Store::Postgres { client, .. } => {
                 let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let mut tx = client.transaction().map_err(|e| self.failed(postgres_why(&e)))?;
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(|e| self.failed(postgres_why(&e)))?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                    .map_err(|e| self.failed(postgres_why(&e)))?;
                 tx.batch_execute("CREATE TABLE IF NOT EXISTS soar_schema (version INTEGER NOT NULL)")
                     .map_err(|e| self.failed(postgres_why(&e)))?;
                 let version: i32 = tx
@@ -377,7 +382,6 @@ impl Ledger {
     }
 
     /// Writes the intent of a change before anything is sent; returns its id.
-    #[allow(clippy::too_many_arguments)]
     pub fn begin(&self, intent: &Intent) -> Result<i64, LedgerError> {
         let idps = serde_json::to_string(&intent.idps).expect("names serialise");
         let users = serde_json::to_string(&intent.users).expect("users serialise");
@@ -407,7 +411,15 @@ impl Ledger {
                 let row = client
                     .query_one(
                         &format!("{} RETURNING id", sql(insert, true)),
-                        &[&intent.action, &idps, &users, &intent.reason, &intent.correlation_id, &intent.expires_at, &intent.created_at],
+                        &[
+                            &intent.action,
+                            &idps,
+                            &users,
+                            &intent.reason,
+                            &intent.correlation_id,
+                            &intent.expires_at,
+                            &intent.created_at,
+                        ],
                     )
                     .map_err(|e| self.failed(postgres_why(&e)))?;
                 Ok(row.get(0))
@@ -415,8 +427,8 @@ impl Ledger {
         }
     }
 
-    /// Applies the changes of one action and deletes its intent, in one transaction.
-    pub fn settle(&self, intent: Option<i64>, now: i64, changes: &[Change]) -> Result<(), LedgerError> {
+    /// Applies the changes of one action and deletes the intents it settled, in one transaction.
+    pub fn settle(&self, intents: &[i64], now: i64, changes: &[Change]) -> Result<(), LedgerError> {
         match &self.store {
             Store::Sqlite(connection) => {
                 let mut connection = self.sqlite(connection);
@@ -428,24 +440,32 @@ impl Ledger {
                         Change::Restrict(r) => tx.execute(
                             &sql(RESTRICT, false),
                             rusqlite::params![
-                                r.key.idp, r.key.group_id, r.key.user_id, r.user, r.user_name, r.reason,
-                                r.correlation_id, now, r.expires_at, r.preexisting
+                                r.key.idp,
+                                r.key.group_id,
+                                r.key.user_id,
+                                r.user,
+                                r.user_name,
+                                r.reason,
+                                r.correlation_id,
+                                now,
+                                r.expires_at,
+                                r.preexisting
                             ],
                         ),
                         Change::Lift(key, by) => tx.execute(
                             &sql(LIFT, false),
                             rusqlite::params![key.idp, key.group_id, key.user_id, now, by.as_str()],
                         ),
-                        Change::Verified(key) => {
-                            tx.execute(&sql(VERIFIED, false), rusqlite::params![key.idp, key.group_id, key.user_id, now])
-                        }
-                        Change::Reasserted(key) => {
-                            tx.execute(&sql(REASSERTED, false), rusqlite::params![key.idp, key.group_id, key.user_id, now])
-                        }
+                        Change::Verified(key) => tx
+                            .execute(&sql(VERIFIED, false), rusqlite::params![key.idp, key.group_id, key.user_id, now]),
+                        Change::Reasserted(key) => tx.execute(
+                            &sql(REASSERTED, false),
+                            rusqlite::params![key.idp, key.group_id, key.user_id, now],
+                        ),
                     };
                     done.map_err(|e| self.failed(e))?;
                 }
-                if let Some(id) = intent {
+                for id in intents {
                     tx.execute("DELETE FROM soar_intents WHERE id = ?1", [id]).map_err(|e| self.failed(e))?;
                 }
                 tx.commit().map_err(|e| self.failed(e))
@@ -458,8 +478,16 @@ impl Ledger {
                         Change::Restrict(r) => tx.execute(
                             &sql(RESTRICT, true),
                             &[
-                                &r.key.idp, &r.key.group_id, &r.key.user_id, &r.user, &r.user_name, &r.reason,
-                                &r.correlation_id, &now, &r.expires_at, &r.preexisting,
+                                &r.key.idp,
+                                &r.key.group_id,
+                                &r.key.user_id,
+                                &r.user,
+                                &r.user_name,
+                                &r.reason,
+                                &r.correlation_id,
+                                &now,
+                                &r.expires_at,
+                                &r.preexisting,
                             ],
                         ),
                         Change::Lift(key, by) => {
@@ -474,8 +502,9 @@ impl Ledger {
                     };
                     done.map_err(|e| self.failed(postgres_why(&e)))?;
                 }
-                if let Some(id) = intent {
-                    tx.execute("DELETE FROM soar_intents WHERE id = $1", &[&id]).map_err(|e| self.failed(postgres_why(&e)))?;
+                for id in intents {
+                    tx.execute("DELETE FROM soar_intents WHERE id = $1", &[id])
+                        .map_err(|e| self.failed(postgres_why(&e)))?;
                 }
                 tx.commit().map_err(|e| self.failed(postgres_why(&e)))
             }
@@ -484,103 +513,34 @@ impl Ledger {
 
     /// Every record, oldest first.
     pub fn records(&self) -> Result<Vec<Record>, LedgerError> {
-        fn record(
-            key: RecordKey,
-            rest: (String, Option<String>, Option<String>, Option<String>, i64, Option<i64>, Option<i64>, Option<String>, bool, Option<i64>, i64),
-        ) -> Record {
-            let (user, user_name, reason, correlation_id, restricted_at, expires_at, lifted_at, lifted_by, preexisting, last_verified_at, reasserted) = rest;
-            Record {
-                key,
-                user,
-                user_name,
-                reason,
-                correlation_id,
-                restricted_at,
-                expires_at,
-                lifted_at,
-                lifted_by: lifted_by.as_deref().and_then(LiftedBy::parse),
-                preexisting,
-                last_verified_at,
-                reasserted,
-            }
-        }
         match &self.store {
             Store::Sqlite(connection) => {
                 let connection = self.sqlite(connection);
                 let mut statement = connection.prepare(RECORDS).map_err(|e| self.failed(e))?;
-                let rows = statement
-                    .query_map([], |row| {
-                        let key = RecordKey { idp: row.get(0)?, group_id: row.get(1)?, user_id: row.get(2)? };
-                        Ok(record(
-                            key,
-                            (
-                                row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?,
-                                row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?, row.get(13)?,
-                            ),
-                        ))
-                    })
-                    .map_err(|e| self.failed(e))?;
+                let rows = statement.query_map([], |row| record_of(row)).map_err(|e| self.failed(e))?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(e))
             }
             Store::Postgres { client, .. } => {
                 let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let rows = client.query(RECORDS, &[]).map_err(|e| self.failed(postgres_why(&e)))?;
-                Ok(rows
-                    .iter()
-                    .map(|row| {
-                        let key = RecordKey { idp: row.get(0), group_id: row.get(1), user_id: row.get(2) };
-                        record(
-                            key,
-                            (
-                                row.get(3), row.get(4), row.get(5), row.get(6), row.get(7), row.get(8), row.get(9),
-                                row.get(10), row.get(11), row.get(12), row.get(13),
-                            ),
-                        )
-                    })
-                    .collect())
+                rows.iter().map(record_of).collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(postgres_why(&e)))
             }
         }
     }
 
     /// The intents no action settled (a process that died between its change and its record).
     pub fn intents(&self) -> Result<Vec<Intent>, LedgerError> {
-        let parse = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
         match &self.store {
             Store::Sqlite(connection) => {
                 let connection = self.sqlite(connection);
                 let mut statement = connection.prepare(INTENTS).map_err(|e| self.failed(e))?;
-                let rows = statement
-                    .query_map([], |row| {
-                        Ok(Intent {
-                            id: row.get(0)?,
-                            action: row.get(1)?,
-                            idps: parse(row.get(2)?),
-                            users: parse(row.get(3)?),
-                            reason: row.get(4)?,
-                            correlation_id: row.get(5)?,
-                            expires_at: row.get(6)?,
-                            created_at: row.get(7)?,
-                        })
-                    })
-                    .map_err(|e| self.failed(e))?;
+                let rows = statement.query_map([], |row| intent_of(row)).map_err(|e| self.failed(e))?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(e))
             }
             Store::Postgres { client, .. } => {
                 let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let rows = client.query(INTENTS, &[]).map_err(|e| self.failed(postgres_why(&e)))?;
-                Ok(rows
-                    .iter()
-                    .map(|row| Intent {
-                        id: row.get(0),
-                        action: row.get(1),
-                        idps: parse(row.get(2)),
-                        users: parse(row.get(3)),
-                        reason: row.get(4),
-                        correlation_id: row.get(5),
-                        expires_at: row.get(6),
-                        created_at: row.get(7),
-                    })
-                    .collect())
+                rows.iter().map(intent_of).collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(postgres_why(&e)))
             }
         }
     }
@@ -591,7 +551,8 @@ impl Ledger {
         let Store::Postgres { config, .. } = &self.store else {
             return Err(PgLockFailure::Failed(self.failed("advisory locks need a PostgreSQL state")));
         };
-        let mut client = config.connect(postgres::NoTls).map_err(|e| PgLockFailure::Failed(self.failed(postgres_why(&e))))?;
+        let mut client =
+            config.connect(postgres::NoTls).map_err(|e| PgLockFailure::Failed(self.failed(postgres_why(&e))))?;
         let mut keys: Vec<i64> = tenants.iter().map(|tenant| advisory_key(tenant)).collect();
         keys.sort_unstable();
         keys.dedup();
@@ -629,8 +590,11 @@ impl Ledger {
         let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let fail = |e: postgres::Error| self.failed(postgres_why(&e));
         let mut tx = client.transaction().map_err(fail)?;
-        tx.execute("INSERT INTO soar_rate_slots (origin, next_ns) VALUES ($1, 0) ON CONFLICT (origin) DO NOTHING", &[&origin])
-            .map_err(fail)?;
+        tx.execute(
+            "INSERT INTO soar_rate_slots (origin, next_ns) VALUES ($1, 0) ON CONFLICT (origin) DO NOTHING",
+            &[&origin],
+        )
+        .map_err(fail)?;
         let row = tx
             .query_one(
                 "SELECT next_ns, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT * 1000
@@ -642,11 +606,69 @@ impl Ledger {
         let reserved = rate::reserve(next.max(0) as u128, now.max(0) as u128, interval, budget, horizon);
         if let Ok(reservation) = &reserved {
             let following = reservation.following.min(i64::MAX as u128) as i64;
-            tx.execute("UPDATE soar_rate_slots SET next_ns = $2 WHERE origin = $1", &[&origin, &following]).map_err(fail)?;
+            tx.execute("UPDATE soar_rate_slots SET next_ns = $2 WHERE origin = $1", &[&origin, &following])
+                .map_err(fail)?;
         }
         tx.commit().map_err(fail)?;
         Ok(reserved)
     }
+}
+
+/// A row of either store, read by column.
+trait RowRead {
+    type Error;
+    fn column<T: FromBoth>(&self, index: usize) -> Result<T, Self::Error>;
+}
+
+/// A column type both stores read.
+trait FromBoth: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a> {}
+impl<T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>> FromBoth for T {}
+
+impl RowRead for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn column<T: FromBoth>(&self, index: usize) -> Result<T, rusqlite::Error> {
+        self.get(index)
+    }
+}
+
+impl RowRead for postgres::Row {
+    type Error = postgres::Error;
+    fn column<T: FromBoth>(&self, index: usize) -> Result<T, postgres::Error> {
+        self.try_get(index)
+    }
+}
+
+/// A record from a row of [`RECORDS`].
+fn record_of<R: RowRead>(row: &R) -> Result<Record, R::Error> {
+    Ok(Record {
+        key: RecordKey { idp: row.column(0)?, group_id: row.column(1)?, user_id: row.column(2)? },
+        user: row.column(3)?,
+        user_name: row.column(4)?,
+        reason: row.column(5)?,
+        correlation_id: row.column(6)?,
+        restricted_at: row.column(7)?,
+        expires_at: row.column(8)?,
+        lifted_at: row.column(9)?,
+        lifted_by: row.column::<Option<String>>(10)?.as_deref().and_then(LiftedBy::parse),
+        preexisting: row.column(11)?,
+        last_verified_at: row.column(12)?,
+        reasserted: row.column(13)?,
+    })
+}
+
+/// An intent from a row of [`INTENTS`].
+fn intent_of<R: RowRead>(row: &R) -> Result<Intent, R::Error> {
+    let list = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
+    Ok(Intent {
+        id: row.column(0)?,
+        action: row.column(1)?,
+        idps: list(row.column(2)?),
+        users: list(row.column(3)?),
+        reason: row.column(4)?,
+        correlation_id: row.column(5)?,
+        expires_at: row.column(6)?,
+        created_at: row.column(7)?,
+    })
 }
 
 /// The advisory lock key of a tenant: the first eight bytes of its SHA-256.

@@ -17,6 +17,8 @@ pub mod audit;
 pub mod cache;
 pub mod group_lock;
 pub mod http_client;
+pub mod ledger;
+pub mod lifecycle;
 pub mod rate_limit;
 pub mod runtime;
 pub mod services;
@@ -24,4 +26,4 @@ pub mod trace;
 pub mod wasi;
 pub mod wit;
 
-pub use soar_host_policy::{address, config, egress, endpoint, files, secret, text};
+pub use soar_host_policy::{address, config, egress, endpoint, files, rate, secret, state, text};

@@ -16,6 +16,7 @@
 //! Without a usable folder the same spacing is kept inside this process only.
 
 use crate::cache::{create_private_dir, sha256_hex};
+use crate::ledger::Ledger;
 pub use soar_host_policy::rate::TooLate;
 use soar_host_policy::rate::{self, Reservation};
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where requests to an origin may next be sent.
@@ -35,6 +36,10 @@ pub struct RateLimiter {
     warned: AtomicBool,
     /// The next free slot per origin when the folder cannot be used, in nanoseconds since the epoch.
     in_process: Mutex<HashMap<String, u128>>,
+    /// A ledger shared between machines (PostgreSQL) that holds the slots instead of the folder.
+    shared: RwLock<Option<Arc<Ledger>>>,
+    /// Whether a failing shared ledger was reported already.
+    shared_failed: AtomicBool,
 }
 
 fn now_nanos() -> u128 {
@@ -50,7 +55,20 @@ impl RateLimiter {
     /// Shares the spacing through files under `dir` (see the module's text); a stored slot more
     /// than `horizon` ahead is replaced by now.
     pub fn new(dir: Option<PathBuf>, horizon: Duration) -> Self {
-        RateLimiter { dir, horizon, warned: AtomicBool::new(false), in_process: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            dir,
+            horizon,
+            warned: AtomicBool::new(false),
+            in_process: Mutex::new(HashMap::new()),
+            shared: RwLock::new(None),
+            shared_failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps the slots in this shared ledger (PostgreSQL) from now on, so that every machine
+    /// using it spaces its requests to an origin together.
+    pub fn share_through(&self, ledger: Arc<Ledger>) {
+        *self.shared.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ledger);
     }
 
     /// Reserves the next slot for `origin` at `rate` requests per second and returns the wait
@@ -64,21 +82,34 @@ impl RateLimiter {
         warn: &dyn Fn(String),
     ) -> Result<Duration, TooLate> {
         let interval = rate::interval_nanos(rate);
-        let reserved = match &self.dir {
-            Some(dir) => match reserve_in_file(dir, origin, interval, budget, self.horizon) {
-                Ok(reserved) => reserved,
-                Err(error) => {
-                    if !self.warned.swap(true, Ordering::Relaxed) {
-                        warn(format!(
-                            "the rate-limit folder {} cannot be used ({error}); requests to {origin} are spaced \
-                             within this process only: set cache_dir to a writable folder",
-                            dir.display()
-                        ));
-                    }
-                    self.reserve_in_process(origin, interval, budget)
+        let shared = self.shared.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let from_ledger = shared.and_then(|ledger| match ledger.reserve_slot(origin, interval, budget, self.horizon) {
+            Ok(reserved) => Some(reserved),
+            Err(why) => {
+                if !self.shared_failed.swap(true, Ordering::Relaxed) {
+                    warn(format!("{why}; requests to {origin} are spaced by this machine's rate limit only"));
                 }
+                None
+            }
+        });
+        let reserved = match (from_ledger, &self.dir) {
+            (Some(reserved), _) => reserved,
+            (None, dir) => match dir {
+                Some(dir) => match reserve_in_file(dir, origin, interval, budget, self.horizon) {
+                    Ok(reserved) => reserved,
+                    Err(error) => {
+                        if !self.warned.swap(true, Ordering::Relaxed) {
+                            warn(format!(
+                                "the rate-limit folder {} cannot be used ({error}); requests to {origin} are spaced \
+                             within this process only: set cache_dir to a writable folder",
+                                dir.display()
+                            ));
+                        }
+                        self.reserve_in_process(origin, interval, budget)
+                    }
+                },
+                None => self.reserve_in_process(origin, interval, budget),
             },
-            None => self.reserve_in_process(origin, interval, budget),
         }?;
         if let Some(ahead) = reserved.distrusted {
             warn(format!(

@@ -10,7 +10,7 @@ use crate::wasi::{self, BoundedCapture};
 use crate::wit;
 use soar_types::host::Host;
 use soar_types::manifest::Manifest;
-use soar_types::model::{ActionResult, ErrorKind, MembershipRequest};
+use soar_types::model::{ActionResult, ErrorKind, MembersRequest, MembershipRequest, ProviderMembers};
 use soar_types::{Action, WIT_MAJOR, WIT_PACKAGE, WIT_VERSION};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,7 +94,9 @@ pub struct Invocation {
 /// A compiled plugin, ready to instantiate; cheap to share between threads.
 pub struct PluginRuntime {
     engine: Engine,
-    pre: wit::PluginPre<StoreState>,
+    pre: wit::PluginActionsPre<StoreState>,
+    /// `members`, which plugins built for WIT 1.2 and later export.
+    members: Option<wit::PluginMembersPre<StoreState>>,
     sha256: String,
     ticker: Arc<AtomicBool>,
     /// What loading found unwise (an untrusted cache folder); the caller logs them.
@@ -153,13 +155,14 @@ impl PluginRuntime {
         check_imports(&engine, &component)?;
         let mut linker: Linker<StoreState> = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(|e| wasmtime_error("cannot link WASI", e))?;
-        wit::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)
+        wit::PluginActions::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)
             .map_err(|e| wasmtime_error("cannot link the host imports", e))?;
         let instance_pre = linker.instantiate_pre(&component).map_err(|e| wasmtime_error("cannot be linked", e))?;
-        let pre =
-            wit::PluginPre::new(instance_pre).map_err(|e| wasmtime_error("does not export the expected actions", e))?;
+        let members = wit::PluginMembersPre::new(instance_pre.clone()).ok();
+        let pre = wit::PluginActionsPre::new(instance_pre)
+            .map_err(|e| wasmtime_error("does not export the expected actions", e))?;
         let ticker = start_epoch_ticker(&engine);
-        Ok(PluginRuntime { engine, pre, sha256, ticker, warnings: warnings.into_inner() })
+        Ok(PluginRuntime { engine, pre, members, sha256, ticker, warnings: warnings.into_inner() })
     }
 
     /// What loading found unwise, for the caller to log.
@@ -180,14 +183,16 @@ impl PluginRuntime {
             log,
             observer: None,
         };
-        let (result, _, _) =
-            self.run(&context, |plugin, store| plugin.soar_restricted_group_actions().call_describe(store));
+        let (result, _, _) = self.run(&context, |store| {
+            self.pre.instantiate(&mut *store)?.soar_restricted_group_actions().call_describe(store)
+        });
         result.map(wit::manifest_from_wit)
     }
 
     /// Runs one action in a fresh store.
     pub fn invoke(&self, call: &Call, context: &InvocationContext) -> Invocation {
-        let (result, http_requests, peak_memory_bytes) = self.run(context, |plugin, store| {
+        let (result, http_requests, peak_memory_bytes) = self.run(context, |store| {
+            let plugin = self.pre.instantiate(&mut *store)?;
             let actions = plugin.soar_restricted_group_actions();
             let request = &call.request;
             match call.action {
@@ -204,10 +209,41 @@ impl PluginRuntime {
         }
     }
 
+    /// Whether the plugin exports `members` (WIT 1.2 and later): what `reconcile` needs.
+    pub fn lists_members(&self) -> bool {
+        self.members.is_some()
+    }
+
+    /// Reads each provider's restricted group's members (WIT 1.2 `list-members`) in a fresh
+    /// store; a plugin built for an earlier WIT has no such action.
+    pub fn list_members(
+        &self,
+        request: &MembersRequest,
+        context: &InvocationContext,
+    ) -> (Result<Vec<ProviderMembers>, PluginFailure>, u32) {
+        let Some(members) = &self.members else {
+            let failure = PluginFailure {
+                kind: ErrorKind::PluginLoad,
+                message: format!(
+                    "the plugin was built for an earlier {WIT_PACKAGE} than 1.2.0 and cannot list a group's members, which \
+                     reconcile needs: use a plugin built for {WIT_PACKAGE}@{WIT_VERSION}"
+                ),
+            };
+            return (Err(failure), 0);
+        };
+        let (result, http_requests, _) = self.run(context, |store| {
+            members
+                .instantiate(&mut *store)?
+                .soar_restricted_group_members()
+                .call_list_members(store, &wit::members_request_to_wit(request))
+        });
+        (result.map(|providers| wit::members_from_wit(providers, context.egress.redactor())), http_requests)
+    }
+
     fn run<R>(
         &self,
         context: &InvocationContext,
-        call: impl FnOnce(&wit::Plugin, &mut Store<StoreState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> (Result<R, PluginFailure>, u32, usize) {
         let stdout = BoundedCapture::default();
         let stderr = BoundedCapture::default();
@@ -227,7 +263,7 @@ impl PluginRuntime {
         let budget_ms = context.limits.deadline_ms + DEADLINE_GRACE.as_millis() as u64;
         let ticks = budget_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
         store.set_epoch_deadline(ticks);
-        let outcome = self.pre.instantiate(&mut store).and_then(|plugin| call(&plugin, &mut store));
+        let outcome = call(&mut store);
         let http_requests = store.data().services.http_requests();
         let peak_memory_bytes = store.data().limiter.peak_bytes;
         let result = outcome.map_err(|error| classify_failure(&error, &store, &stderr, context.limits.deadline_ms));

@@ -10,10 +10,29 @@ use soar_types::{
     action_kind_variants, error_kind_variants, map_variants, profile_variants, status_variants, user_outcome_variants,
 };
 
+// Every 1.x plugin exports `actions`; `members` only since 1.2.0, so it is bound apart and
+// looked for when a plugin is loaded.
 wasmtime::component::bindgen!({
     path: "../../wit",
-    world: "plugin",
+    world: "plugin-actions",
 });
+
+/// `members` (WIT 1.2), sharing the imports' types with the bindings above.
+pub mod members_world {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "plugin-members",
+        with: {
+            "soar:restricted-group/types": super::soar::restricted_group::types,
+            "soar:restricted-group/http": super::soar::restricted_group::http,
+            "soar:restricted-group/log": super::soar::restricted_group::log,
+            "soar:restricted-group/wait": super::soar::restricted_group::wait,
+        },
+    });
+}
+
+pub use members_world::exports::soar::restricted_group::members as wit_members;
+pub use members_world::PluginMembersPre;
 
 use exports::soar::restricted_group::actions as wit_actions;
 pub use soar::restricted_group::http::{
@@ -65,14 +84,7 @@ pub fn request_to_wit(request: &model::MembershipRequest) -> t::MembershipReques
 pub fn result_from_wit(result: t::ActionResult, redactor: &Redactor) -> model::ActionResult {
     let text = |s: String| printable(&redactor.redact(&s)).into_owned();
     let optional = |s: Option<String>| s.map(text);
-    let error = |e: t::Error| model::ActionError {
-        kind: error_kind_from_wit(e.kind),
-        message: text(e.message),
-        status: e.status,
-        detail: optional(e.detail),
-        retry_after_ms: e.retry_after_ms,
-        ids: e.ids.map(|ids| ids.into_iter().map(text).collect()),
-    };
+    let error = |e: t::Error| error_from_wit(e, redactor);
     model::ActionResult {
         status: status_variants! { map_variants!(result.status, t::Status => model::Status;) },
         providers: result
@@ -96,6 +108,44 @@ pub fn result_from_wit(result: t::ActionResult, redactor: &Redactor) -> model::A
                     .collect(),
             })
             .collect(),
+    }
+}
+
+pub fn members_request_to_wit(request: &model::MembersRequest) -> wit_members::MembersRequest {
+    wit_members::MembersRequest { settings: settings_to_wit(&request.settings), named: request.named.clone() }
+}
+
+/// The plugin's member lists in the plain model, scrubbed and made printable like any result.
+pub fn members_from_wit(
+    providers: Vec<wit_members::ProviderMembers>,
+    redactor: &Redactor,
+) -> Vec<model::ProviderMembers> {
+    let text = |s: String| printable(&redactor.redact(&s)).into_owned();
+    providers
+        .into_iter()
+        .map(|p| model::ProviderMembers {
+            idp: text(p.idp),
+            group: p.group.map(|g| model::GroupRef { display_name: g.display_name.map(text), id: g.id.map(text) }),
+            error: p.error.map(|e| error_from_wit(e, redactor)),
+            members: p
+                .members
+                .into_iter()
+                .map(|m| model::Member { id: text(m.id), user_name: m.user_name.map(text) })
+                .collect(),
+            complete: p.complete,
+        })
+        .collect()
+}
+
+fn error_from_wit(e: t::Error, redactor: &Redactor) -> model::ActionError {
+    let text = |s: String| printable(&redactor.redact(&s)).into_owned();
+    model::ActionError {
+        kind: error_kind_from_wit(e.kind),
+        message: text(e.message),
+        status: e.status,
+        detail: e.detail.map(text),
+        retry_after_ms: e.retry_after_ms,
+        ids: e.ids.map(|ids| ids.into_iter().map(text).collect()),
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::endpoint;
 use crate::files::{self, FileError};
 use crate::secret::{self, Secret, MAX_TOKEN_BYTES};
+use crate::state::{self, StateSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,6 +25,59 @@ pub const DEFAULT_MAX_USERS_PER_ACTION: u64 = 100;
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u64 = 4;
 /// ZIA documents a limit of 5 requests per second.
 pub const ZIA_REQUESTS_PER_SECOND: f64 = 5.0;
+/// ZIdentity documents a limit of 50 requests per second.
+pub const ZIDENTITY_REQUESTS_PER_SECOND: f64 = 50.0;
+
+/// Which SCIM service a provider is (config `profile`). The plugin speaks three dialects
+/// ([`Profile`]); ZIdentity speaks plain SCIM and differs in its rate limit, which the host keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Zpa,
+    Zia,
+    Zidentity,
+    Generic,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [Service::Zpa, Service::Zia, Service::Zidentity, Service::Generic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Zpa => "zpa",
+            Service::Zia => "zia",
+            Service::Zidentity => "zidentity",
+            Service::Generic => "generic",
+        }
+    }
+
+    /// The dialect the plugin speaks to it.
+    pub fn plugin_profile(self) -> Profile {
+        match self {
+            Service::Zpa => Profile::Zpa,
+            Service::Zia => Profile::Zia,
+            Service::Zidentity | Service::Generic => Profile::Generic,
+        }
+    }
+
+    /// The documented rate limit, when there is one.
+    pub fn requests_per_second(self) -> Option<f64> {
+        match self {
+            Service::Zia => Some(ZIA_REQUESTS_PER_SECOND),
+            Service::Zidentity => Some(ZIDENTITY_REQUESTS_PER_SECOND),
+            Service::Zpa | Service::Generic => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Service {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Service::ALL.into_iter().find(|service| service.as_str() == text).ok_or_else(|| {
+            let known: Vec<&str> = Service::ALL.iter().map(|service| service.as_str()).collect();
+            serde::de::Error::custom(format!("\"{}\" is not one of {}", text.escape_debug(), known.join(", ")))
+        })
+    }
+}
 pub use crate::rate::{MAX_REQUESTS_PER_SECOND, MIN_REQUESTS_PER_SECOND};
 /// The largest config, CA or users file read.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -128,6 +182,9 @@ pub struct ProviderConfig {
     pub restricted_group: Option<String>,
     pub restricted_group_id: Option<String>,
     pub token: Secret,
+    /// The service, from `profile` or detected from the host.
+    pub service: Service,
+    /// The dialect the plugin speaks to it.
     pub profile: Profile,
     pub max_retries: u32,
     /// Host-side rate limit for this provider's origin (zia: 5 by default).
@@ -157,6 +214,8 @@ pub struct Config {
     pub proxy: Option<ProxyConfig>,
     /// What of the proxy in use (configured or from the environment) must never be shown.
     pub proxy_secrets: Vec<Secret>,
+    /// The restriction ledger; `None` when it names none and the user has no data folder.
+    pub state: Option<StateSpec>,
     /// What is allowed but unwise (a token file others can read); the host logs them.
     pub warnings: Vec<String>,
 }
@@ -219,6 +278,12 @@ struct ConfigFile {
     /// An HTTPS proxy, http://[user:password@]host:port (else HTTPS_PROXY / NO_PROXY).
     #[schemars(length(min = 1), example = "http://proxy.corp.example:3128")]
     proxy: Option<String>,
+    /// The restriction ledger: sqlite:PATH (default: restrictions.sqlite3 under the user's data folder) or postgres://USER@HOST:PORT/DB (no password here; PostgreSQL then also carries the change lock and the rate limit).
+    #[schemars(length(min = 1), example = "postgres://soar@db.corp.example:5432/soar")]
+    state: Option<String>,
+    /// The environment variable holding the PostgreSQL password of state (else PGPASSWORD, else ~/.pgpass).
+    #[schemars(length(min = 1), example = &"SOAR_STATE_PASSWORD")]
+    state_password_env: Option<String>,
 }
 
 /// One identity provider: its SCIM endpoint, restricted group and where its token is.
@@ -246,7 +311,7 @@ struct ProviderEntry {
     token_file: Option<String>,
     /// The kind of SCIM service; detected from base_url when not given.
     #[schemars(schema_with = "profile_schema", example = &"zpa")]
-    profile: Option<Profile>,
+    profile: Option<Service>,
     /// Retries of retryable failures for this provider (overrides the top-level max_retries).
     #[schemars(range(min = MAX_RETRIES.min, max = MAX_RETRIES.max), extend("default" = DEFAULT_MAX_RETRIES), example = 4)]
     max_retries: Option<u32>,
@@ -273,7 +338,7 @@ fn protected_users_example() -> Value {
 
 /// `profile`'s schema, from the profiles the types name.
 fn profile_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    let names: Vec<&str> = Profile::ALL.iter().map(|profile| profile.as_str()).collect();
+    let names: Vec<&str> = Service::ALL.iter().map(|service| service.as_str()).collect();
     schemars::json_schema!({"type": ["string", "null"], "enum": names})
 }
 
@@ -447,6 +512,14 @@ impl Config {
         let ca_certificates = ca_file.as_deref().map(read_certificates).transpose()?.unwrap_or_default();
         let proxy = non_empty("proxy", file.proxy)?.map(|text| parse_proxy(&text)).transpose()?;
         let proxy_secrets = proxy_secrets(proxy.as_ref(), tokens.env);
+        let password_env = non_empty("state_password_env", file.state_password_env)?;
+        let state = match non_empty("state", file.state)? {
+            Some(text) => Some(state::parse(&text, folder, password_env).map_err(invalid)?),
+            None if password_env.is_some() => {
+                return Err(invalid("state_password_env is set but state names no PostgreSQL server; give state"))
+            }
+            None => state::default_sqlite(tokens.env).map(StateSpec::Sqlite),
+        };
         Ok(Config {
             providers,
             allow_http: file.allow_http,
@@ -465,6 +538,7 @@ impl Config {
             ca_certificates,
             proxy,
             proxy_secrets,
+            state,
             warnings,
         })
     }
@@ -590,9 +664,9 @@ fn check_provider(
         (None, None, Some(file)) => load_token(&TokenSource::File(folder.join(file)), tokens.env, warnings),
     }
     .map_err(|why| invalid(format!("{at}{why}")))?;
-    let profile = entry.profile.unwrap_or_else(|| detect_profile(&base_url));
+    let service = entry.profile.unwrap_or_else(|| detect_profile(&base_url));
     let requests_per_second = match entry.requests_per_second {
-        None => (profile == Profile::Zia).then_some(ZIA_REQUESTS_PER_SECOND),
+        None => service.requests_per_second(),
         Some(rate) if (MIN_REQUESTS_PER_SECOND..=MAX_REQUESTS_PER_SECOND).contains(&rate) => Some(rate),
         Some(rate) => {
             return Err(invalid(format!(
@@ -613,7 +687,8 @@ fn check_provider(
         restricted_group,
         restricted_group_id,
         token,
-        profile,
+        service,
+        profile: service.plugin_profile(),
         max_retries,
         requests_per_second,
         allow_private_network: entry.allow_private_network,
@@ -757,24 +832,29 @@ fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `*.private.zscaler.com`, `*.zpa*.net`, `*.zpagov.*` → zpa; `scim.*` on a Zscaler cloud → zia.
-pub fn detect_profile(base_url: &Url) -> Profile {
+/// `*.private.zscaler.com`, `*.zpa*.net`, `*.zpagov.*` → zpa; `scim.*` on a Zscaler cloud → zia;
+/// `*.zslogin.net` → zidentity.
+pub fn detect_profile(base_url: &Url) -> Service {
     let Some(url::Host::Domain(name)) = base_url.host() else {
-        return Profile::Generic;
+        return Service::Generic;
     };
+    let name = name.trim_end_matches('.');
     let labels: Vec<&str> = name.split('.').collect();
     let n = labels.len();
     let zpa = name.ends_with(".private.zscaler.com")
         || (n >= 3 && labels[n - 1] == "net" && labels[n - 2].starts_with("zpa"))
         || (n >= 3 && labels[n - 2] == "zpagov");
     if zpa {
-        return Profile::Zpa;
+        return Service::Zpa;
+    }
+    if n >= 3 && labels[n - 2] == "zslogin" && labels[n - 1] == "net" {
+        return Service::Zidentity;
     }
     let zscaler_cloud = n >= 3 && (labels[n - 2].starts_with("zscaler") || labels[n - 2] == "zscloud");
     if labels[0] == "scim" && zscaler_cloud {
-        return Profile::Zia;
+        return Service::Zia;
     }
-    Profile::Generic
+    Service::Generic
 }
 
 #[cfg(test)]
@@ -807,7 +887,7 @@ mod tests {
     fn loads_a_minimal_config_with_defaults() {
         let config = load(json!({"identity_providers": [provider(json!({}))]})).unwrap();
         let p = &config.providers[0];
-        assert_eq!(p.profile, Profile::Zpa);
+        assert_eq!((p.service, p.profile), (Service::Zpa, Profile::Zpa));
         assert_eq!(p.token.expose(), "secret-token");
         assert_eq!(p.max_retries, DEFAULT_MAX_RETRIES);
         assert_eq!(config.limits, Limits::default());
@@ -915,20 +995,22 @@ mod tests {
     #[test]
     fn plain_http_only_to_loopback_and_only_when_allowed() {
         let value = json!({"allow_http": true, "identity_providers": [provider(json!({"base_url": "http://127.0.0.1:8080/scim/v2"}))]});
-        assert_eq!(load(value).unwrap().providers[0].profile, Profile::Generic);
+        assert_eq!(load(value).unwrap().providers[0].service, Service::Generic);
     }
 
     #[test]
     fn detects_profiles_from_the_host() {
         let profile = |host: &str| detect_profile(&Url::parse(&format!("https://{host}/v2")).unwrap());
-        assert_eq!(profile("scim1.private.zscaler.com"), Profile::Zpa);
-        assert_eq!(profile("scim1.zpatwo.net"), Profile::Zpa);
-        assert_eq!(profile("scim1.zpabeta.net"), Profile::Zpa);
-        assert_eq!(profile("scim1.zpagov.us"), Profile::Zpa);
-        assert_eq!(profile("scim.zscalertwo.net"), Profile::Zia);
-        assert_eq!(profile("scim.zscloud.net"), Profile::Zia);
-        assert_eq!(profile("scim.example.com"), Profile::Generic);
-        assert_eq!(profile("zscaler.example.com"), Profile::Generic);
+        assert_eq!(profile("scim1.private.zscaler.com"), Service::Zpa);
+        assert_eq!(profile("scim1.zpatwo.net"), Service::Zpa);
+        assert_eq!(profile("scim1.zpabeta.net"), Service::Zpa);
+        assert_eq!(profile("scim1.zpagov.us"), Service::Zpa);
+        assert_eq!(profile("scim.zscalertwo.net"), Service::Zia);
+        assert_eq!(profile("scim.zscloud.net"), Service::Zia);
+        assert_eq!(profile("acme.zslogin.net"), Service::Zidentity);
+        assert_eq!(profile("scim.example.com"), Service::Generic);
+        assert_eq!(profile("zscaler.example.com"), Service::Generic);
+        assert_eq!(profile("zslogin.net.example.com"), Service::Generic);
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod endpoint;
 pub mod files;
 pub mod rate;
 pub mod secret;
+pub mod state;
 pub use soar_types::text;

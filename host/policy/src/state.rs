@@ -143,7 +143,11 @@ pub fn parse(text: &str, folder: &Path, password_env: Option<String>) -> Result<
     }
     let user = percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy().into_owned();
     let dbname = url.path().trim_start_matches('/');
-    let dbname = if dbname.is_empty() { user.clone() } else { percent_encoding::percent_decode_str(dbname).decode_utf8_lossy().into_owned() };
+    let dbname = if dbname.is_empty() {
+        user.clone()
+    } else {
+        percent_encoding::percent_decode_str(dbname).decode_utf8_lossy().into_owned()
+    };
     Ok(StateSpec::Postgres(PostgresSpec {
         host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
         port: url.port().unwrap_or(5432),
@@ -209,7 +213,8 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(pg.password(None, &passfile()).unwrap_err().contains("chmod 600"));
         let _ = std::fs::remove_dir_all(&dir);
-        let StateSpec::Postgres(named) = parse("postgres://soar@db/ledger", Path::new("."), Some("LEDGER_PW".into())).unwrap()
+        let StateSpec::Postgres(named) =
+            parse("postgres://soar@db/ledger", Path::new("."), Some("LEDGER_PW".into())).unwrap()
         else {
             panic!()
         };

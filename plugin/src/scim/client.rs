@@ -22,6 +22,8 @@ pub struct Learned {
     pub user_filter_rejected: bool,
     /// `or` in a user filter is refused or misread.
     pub or_filter_unusable: bool,
+    /// `id eq .. or ..` on users is refused or misread: users are read by id one by one.
+    pub id_filter_unusable: bool,
     /// `filter=id eq ".." and members[value eq ".."]` is refused or misread.
     pub membership_filter_unusable: bool,
     /// The membership filter was asked about a member no server holds and did not find it.

@@ -262,12 +262,19 @@ impl<H: Host> ScimClient<'_, H> {
         let mut batch = vec![self.group_lookup()];
         let mut by_attribute: [(Attribute, Vec<(usize, &str)>); 2] =
             [(Attribute::UserName, Vec::new()), (Attribute::ExternalId, Vec::new())];
+        let mut ids = Vec::new();
         for (index, user) in users.iter().enumerate() {
             match user {
-                UserRef::Id(id) => batch.push(self.user_by_id_lookup(id)),
+                UserRef::Id(id) => ids.push((index, id.as_str())),
                 UserRef::Email(email) => by_attribute[0].1.push((index, email)),
                 UserRef::External(external) => by_attribute[1].1.push((index, external)),
             }
+        }
+        match ids.as_slice() {
+            [(_, id)] => batch.push(self.user_by_id_lookup(id)),
+            many => batch.extend(
+                filter_chunks(Attribute::Id, many).into_iter().map(|chunk| self.filter_lookup(Attribute::Id, chunk)),
+            ),
         }
         let lookups: Vec<Outgoing> = by_attribute
             .iter()
@@ -403,13 +410,15 @@ impl<H: Host> ScimClient<'_, H> {
         let mut found: Vec<Option<Found>> = vec![None; users.len()];
         let mut emails = Vec::new();
         let mut externals = Vec::new();
+        let mut ids = Vec::new();
         for (index, user) in users.iter().enumerate() {
             match user {
-                UserRef::Id(id) => found[index] = Some(self.user_by_id(id)),
+                UserRef::Id(id) => ids.push((index, id.as_str())),
                 UserRef::Email(email) => emails.push((index, email.as_str())),
                 UserRef::External(external) => externals.push((index, external.as_str())),
             }
         }
+        self.users_by_ids(&ids, &mut found);
         self.users_by_attribute(Attribute::UserName, &emails, &mut found);
         self.users_by_attribute(Attribute::ExternalId, &externals, &mut found);
         found.into_iter().map(|entry| entry.expect("every user was looked up")).collect()
@@ -429,6 +438,46 @@ impl<H: Host> ScimClient<'_, H> {
             Some(user) if user.id == id => Ok(Some(user)),
             Some(user) => Err(self.protocol_error(&doing, &format!("the server answered with user {}", user.id))),
             None => Err(self.protocol_error(&doing, "the answer is not a user (no id)")),
+        }
+    }
+
+    /// Reads users by SCIM id: several in one `id eq .. or ..` filter (ZIA documents `id eq`),
+    /// then those it did not find one by one (`GET /Users/{id}`, sent together), which is also
+    /// the way for a lone id and for a server that refuses or ignores the filter.
+    fn users_by_ids(&mut self, wanted: &[(usize, &str)], found: &mut [Option<Found>]) {
+        if wanted.len() > 1 && !self.filters_unusable() && !self.learned.id_filter_unusable {
+            for chunk in filter_chunks(Attribute::Id, wanted) {
+                let (filter, doing) = user_filter(Attribute::Id, chunk);
+                let values: Vec<&str> = chunk.iter().map(|(_, value)| *value).collect();
+                match self.filtered_users(&filter, &values, Attribute::Id, &doing) {
+                    Some(Ok(users)) => {
+                        for (index, value) in chunk {
+                            let candidates: Vec<&User> =
+                                users.iter().filter(|user| Attribute::Id.matches(user, value)).collect();
+                            if !candidates.is_empty() {
+                                found[*index] = Some(self.pick(Attribute::Id, value, candidates));
+                            }
+                        }
+                    }
+                    Some(Err(error)) if !error_is_about_filter(&error) => {
+                        for (index, _) in chunk {
+                            found[*index] = Some(Err(error.clone()));
+                        }
+                    }
+                    _ => {
+                        self.learned.id_filter_unusable = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let rest: Vec<&str> = wanted.iter().filter(|(index, _)| found[*index].is_none()).map(|(_, id)| *id).collect();
+        let batch = rest.iter().map(|id| self.user_by_id_lookup(id)).collect();
+        self.prefetch(batch);
+        for (index, id) in wanted {
+            if found[*index].is_none() {
+                found[*index] = Some(self.user_by_id(id));
+            }
         }
     }
 
@@ -783,6 +832,32 @@ impl<H: Host> ScimClient<'_, H> {
             .then(|| format!("its Group schema returns members ({returned})")))
     }
 
+    /// The ids of the group's members, and whether the list is complete: the group's own
+    /// `members` when the server lists them; else every user read page by page, keeping those
+    /// whose `groups` name the group (complete only when every user carries `groups`).
+    pub fn members_of(&mut self, group: &Group) -> Result<(Vec<String>, bool), ActionError> {
+        match self.group_members(group) {
+            Ok(Some(members)) => return Ok((members, true)),
+            Err(error) if is_fatal(error.kind) => return Err(error),
+            Ok(None) | Err(_) => {}
+        }
+        let doing = format!("reading every user for the members of group {}", group.id);
+        let (mut members, mut every_user_says) = (Vec::new(), true);
+        let scanned = self.scan("Users", None, &doing, true, |resource| {
+            match parse_user(resource) {
+                Some(User { id, groups: Some(groups), .. }) if groups.contains(&group.id) => members.push(id),
+                Some(User { groups: None, .. }) => every_user_says = false,
+                _ => {}
+            }
+            false
+        });
+        match scanned {
+            Ok(()) => Ok((members, every_user_says)),
+            Err(error) if is_fatal(error.kind) => Err(error),
+            Err(_) => Ok((members, false)),
+        }
+    }
+
     /// Reads membership again when a change's result is in doubt (a conflict, a lost answer):
     /// fresh users, fresh group members.
     pub fn reread_memberships(&mut self, group: &Group, users: &[&User]) -> Vec<Result<Membership, ActionError>> {
@@ -895,6 +970,7 @@ fn same_text(a: Option<&str>, b: &str) -> bool {
 enum Attribute {
     UserName,
     ExternalId,
+    Id,
 }
 
 impl Attribute {
@@ -902,6 +978,7 @@ impl Attribute {
         match self {
             Attribute::UserName => "userName",
             Attribute::ExternalId => "externalId",
+            Attribute::Id => "id",
         }
     }
 
@@ -909,6 +986,7 @@ impl Attribute {
         match self {
             Attribute::UserName => user.user_name.as_deref(),
             Attribute::ExternalId => user.external_id.as_deref(),
+            Attribute::Id => Some(user.id.as_str()),
         }
     }
 
@@ -916,7 +994,7 @@ impl Attribute {
     fn matches(self, user: &User, value: &str) -> bool {
         match self {
             Attribute::UserName => same_text(self.value(user), value),
-            Attribute::ExternalId => self.matches_exactly(user, value),
+            Attribute::ExternalId | Attribute::Id => self.matches_exactly(user, value),
         }
     }
 
@@ -933,6 +1011,7 @@ impl Attribute {
         match self {
             Attribute::UserName => value.to_string(),
             Attribute::ExternalId => format!("external:{value}"),
+            Attribute::Id => format!("id:{value}"),
         }
     }
 }
