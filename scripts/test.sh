@@ -9,6 +9,12 @@ for component in rustfmt clippy; do
 done
 cargo fmt --all --check
 bash scripts/build-plugin.sh --fixtures
+# Every ledger a config without `state` opens (README, "The restriction ledger") lands here, never
+# in the data folder of the user who runs the tests.
+export XDG_DATA_HOME="$PWD/target/test-data-home"
+rm -rf "$XDG_DATA_HOME"
+# A throwaway PostgreSQL server for the ledger's tests, stopped when this command exits.
+source scripts/postgres.sh
 
 # Independent SCIM software for the interop tests (PyPI), pinned, in a venv under target/.
 venv=target/scim-venv

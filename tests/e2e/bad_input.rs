@@ -151,7 +151,7 @@ fn unusable_plugins_are_refused() {
 
     // The real component, its exported interface renamed to another major version.
     let bytes = std::fs::read(plugin_path()).unwrap();
-    let from = b"soar:restricted-group/actions@1.1.0";
+    let from = b"soar:restricted-group/actions@1.2.0";
     let to = b"soar:restricted-group/actions@2.0.0";
     let mut patched = bytes.clone();
     let mut replaced = 0;

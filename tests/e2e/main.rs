@@ -9,6 +9,7 @@ mod field;
 mod guardrails;
 mod hardening;
 mod interop;
+mod lifecycle;
 mod loading;
 mod manifest;
 mod matrix;

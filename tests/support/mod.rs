@@ -114,6 +114,12 @@ pub fn cli_cache_home() -> PathBuf {
     target_dir().join("e2e-cache")
 }
 
+/// `XDG_DATA_HOME` of every `soar-host` the tests start: the default restriction ledger of a
+/// config without `state` lives there, never in the user's own data folder.
+pub fn cli_data_home() -> PathBuf {
+    target_dir().join("e2e-data")
+}
+
 pub fn soar_host(args: &[&str], stdin: Option<&str>) -> Run {
     soar_host_with_env(args, stdin, &[])
 }
@@ -125,6 +131,7 @@ pub fn soar_host_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str
         .args(args)
         .envs(env.iter().copied())
         .env("XDG_CACHE_HOME", &cache)
+        .env("XDG_DATA_HOME", cli_data_home())
         .env("SOAR_TEST_TOKEN", TOKEN)
         .env("SOAR_TEST_TOKEN_2", OTHER_TOKEN)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })

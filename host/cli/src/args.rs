@@ -149,10 +149,11 @@ pub struct Add {
     #[command(flatten)]
     pub change: Change,
     /// How long the restriction lasts (3s, 90m, 24h, 7d; at most 365 days); reconcile lifts it after.
-    #[arg(long = "for", value_name = "DURATION", value_parser = NonEmptyStringValueParser::new(), conflicts_with = "until")]
+    // Hyphen values are taken so that `--for -5m` meets the duration rule, not a flag error.
+    #[arg(long = "for", value_name = "DURATION", value_parser = NonEmptyStringValueParser::new(), conflicts_with = "until", allow_hyphen_values = true)]
     pub restrict_for: Option<String>,
     /// When the restriction ends, RFC 3339 (2026-12-31T18:00:00Z).
-    #[arg(long, value_name = "RFC3339", value_parser = NonEmptyStringValueParser::new())]
+    #[arg(long, value_name = "RFC3339", value_parser = NonEmptyStringValueParser::new(), allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Why the users are restricted, for the ledger and the restrictions report.
     #[arg(long, value_name = "TEXT", value_parser = NonEmptyStringValueParser::new())]

@@ -28,8 +28,12 @@ pub fn run(runtime: PluginRuntime, correlation_id: Option<String>, log: LogSink)
         groups: vec![SeedGroup::new(DEMO_GROUP)],
     };
     let simulator = Simulator::start(options)?;
+    // The demo's restrictions go to a ledger of its own, never the user's.
+    let ledger_dir = std::env::temp_dir().join(format!("soar-host-demo-{}", std::process::id()));
+    let _remove_ledger = RemovedOnDrop(ledger_dir.clone());
     let config_value = json!({
         "allow_http": true,
+        "state": format!("sqlite:{}", ledger_dir.join("restrictions.sqlite3").display()),
         "identity_providers": [{
             "name": "demo-zpa",
             "base_url": simulator.base_url(),
@@ -62,4 +66,13 @@ pub fn run(runtime: PluginRuntime, correlation_id: Option<String>, log: LogSink)
     });
     let steps: Vec<Value> = steps.into_iter().map(|(document, _)| document).collect();
     Ok((json!({"steps": steps}), as_expected))
+}
+
+/// A folder removed when the demo ends, however it ends.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -124,7 +124,8 @@ fn restrictions_table(document: &Value) -> String {
         *cell = printable(cell).into_owned();
     }
     let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut lines = vec![format!("restrictions  ({} records)", records.len())];
+    let mut lines =
+        vec![format!("restrictions  ({} record{})", records.len(), if records.len() == 1 { "" } else { "s" })];
     for row in &rows {
         let mut line = String::new();
         for (column, width) in widths.iter().enumerate() {

@@ -295,6 +295,16 @@ impl ActionHost {
             Err(refusal) => return refusal_report(Some(action), &refusal),
         };
         let ledger = match exclusive {
+            // No `state` and no data folder to put the default in (a service account without
+            // HOME): the containment still runs, unrecorded, unless it asked for an end or a reason.
+            true if self.config.state.is_none() && expires_at.is_none() && request.reason.is_none() => {
+                let message =
+                    "no restriction ledger (no state, and neither XDG_DATA_HOME nor HOME is set): this change \
+                               is not recorded and reconcile will not know of it; set state"
+                        .to_string();
+                (self.log)(&LogRecord { level: LogLevel::Warn, message });
+                None
+            }
             true => match self.ledger() {
                 Ok(ledger) => Some(ledger),
                 Err(refusal) => return refusal_report(Some(action), &refusal),

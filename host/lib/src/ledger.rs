@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a SQLite writer waits for another process's transaction.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite's own text for SQLITE_BUSY.
+const SQLITE_BUSY_TEXT: &str = "database is locked";
 /// How often a held advisory lock is tried again.
 const LOCK_POLL: Duration = Duration::from_millis(10);
 /// The advisory lock migrations run under.
@@ -266,7 +268,23 @@ impl Ledger {
         }
     }
 
+    /// Opens a SQLite ledger, trying again while other processes hold it: switching a fresh
+    /// file to WAL and its first migration take locks that SQLite's busy handler does not wait on.
     fn open_sqlite(path: &Path) -> Result<Ledger, LedgerError> {
+        let started = Instant::now();
+        loop {
+            match Self::try_open_sqlite(path) {
+                Err(LedgerError::Open { why, .. })
+                    if why.contains(SQLITE_BUSY_TEXT) && started.elapsed() < SQLITE_BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(LOCK_POLL);
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    fn try_open_sqlite(path: &Path) -> Result<Ledger, LedgerError> {
         let shown = format!("sqlite:{}", path.display());
         let open = |why: String| LedgerError::Open { shown: shown.clone(), why };
         if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
@@ -286,7 +304,11 @@ impl Ledger {
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
         connection.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(|e| open(e.to_string()))?;
-        connection.pragma_update(None, "journal_mode", "WAL").map_err(|e| open(e.to_string()))?;
+        let mode: String =
+            connection.pragma_query_value(None, "journal_mode", |row| row.get(0)).map_err(|e| open(e.to_string()))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            connection.pragma_update(None, "journal_mode", "WAL").map_err(|e| open(e.to_string()))?;
+        }
         let ledger = Ledger { store: Store::Sqlite(Mutex::new(connection)), shown: shown.clone() };
         ledger.migrate().map_err(|error| match error {
             LedgerError::Failed { why, .. } => open(why),

@@ -188,7 +188,8 @@ pub fn open_ledger(config: &Config, state_password: Option<&Secret>) -> Result<L
     let spec = config.state.as_ref().ok_or_else(|| {
         Refusal::new(
             ErrorKind::InvalidConfig,
-            "no restriction ledger: there is no data folder (neither XDG_DATA_HOME nor HOME is set); set state",
+            "no restriction ledger: state is not set and there is no data folder for its default (neither \
+             XDG_DATA_HOME nor HOME is set); set state",
         )
     })?;
     let password = match spec {

@@ -1014,6 +1014,20 @@ mod tests {
     }
 
     #[test]
+    fn a_zidentity_tenant_is_spaced_at_its_documented_rate_and_spoken_to_as_plain_scim() {
+        let base_url = "https://acme.zslogin.net/scim/24326813";
+        let loaded = load(json!({"identity_providers": [provider(json!({"base_url": base_url}))]})).unwrap();
+        let zidentity = &loaded.providers[0];
+        assert_eq!((zidentity.service, zidentity.service.plugin_profile()), (Service::Zidentity, Profile::Generic));
+        assert_eq!(zidentity.requests_per_second, Some(50.0));
+        let chosen =
+            json!({"identity_providers": [provider(json!({"base_url": base_url, "requests_per_second": 20}))]});
+        assert_eq!(load(chosen).unwrap().providers[0].requests_per_second, Some(20.0));
+        let named = json!({"identity_providers": [provider(json!({"base_url": "https://scim.example.com/v2", "profile": "zidentity"}))]});
+        assert_eq!(load(named).unwrap().providers[0].requests_per_second, Some(50.0));
+    }
+
+    #[test]
     fn the_committed_config_schema_is_the_one_the_types_generate() {
         let committed_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.schema.json");
         let generated = format!("{}\n", serde_json::to_string_pretty(&json_schema()).unwrap());

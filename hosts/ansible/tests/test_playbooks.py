@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,8 @@ class Playbooks:
         """Runs a playbook with `ansible-playbook -vvv`; returns what it printed."""
         env = {**os.environ, "SOAR_TEST_TOKEN": token, "ANSIBLE_COLLECTIONS_PATH": str(self.collections),
                "ANSIBLE_HOME": str(self.folder / "ansible-home"), "ANSIBLE_LOCAL_TEMP": str(self.folder / "ansible-tmp"),
-               "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
+               "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+               "XDG_DATA_HOME": str(self.folder / "data")}
         done = subprocess.run([str(BIN / "ansible-playbook"), "-vvv", *extra, str(path)], capture_output=True, text=True, env=env,
                               timeout=300, check=False)
         self.outputs.append(done.stdout + done.stderr)
@@ -145,12 +147,89 @@ def test_invalid_input_fails_with_the_refusal_and_sends_nothing(playbooks, serve
     assert step["failed"] is True and step["msg"].startswith("invalid-config: ") and str(missing) in step["msg"]
 
 
-def readme_playbook() -> str:
-    """The playbook of the README's "Use from Ansible"."""
+def test_a_restriction_for_a_while_is_listed_then_lifted_by_reconcile(playbooks, server):
+    playbooks.config = write_provider_config(playbooks.folder / "config.json", server.base_url, "SOAR_TEST_TOKEN",
+                                             cache_dir=str(playbooks.folder / "cache"), state="sqlite:ledger.sqlite3")
+    step = playbooks.run("soar.restricted_group.membership",
+                         {"users": ["user1@corp.example"], "duration": "2s", "reason": "impossible travel"})
+    assert (step["changed"], outcomes(step)) == (True, ["added"]), step
+    # A playbook takes seconds to start: the record may have expired already.
+    step = playbooks.run("soar.restricted_group.restrictions_info", {"state": "all"})
+    assert [(r["user"], r["reason"], r["state"] in ("active", "expired"), r["lifted_at"]) for r in step["restrictions"]] == [
+        ("user1@corp.example", "impossible travel", True, None)]
+    assert step["changed"] is False and step["restrictions"][0]["expires_at"]
+    deadline = time.monotonic() + 30
+    while playbooks.run("soar.restricted_group.restrictions_info", {"state": "expired"})["restrictions"] == []:
+        assert time.monotonic() < deadline, "the restriction never expired"
+        time.sleep(0.5)
+
+    step = playbooks.run("soar.restricted_group.reconcile", {}, check_mode=True)
+    assert (step["changed"], outcomes(step), step["result"]["dry_run"]) == (True, ["would-lift"], True)
+    assert server.members() == {"user1@corp.example"}
+    step = playbooks.run("soar.restricted_group.reconcile", {"correlation_id": "sweep-1"})
+    assert (step["changed"], step.get("failed", False), outcomes(step)) == (True, False, ["lifted-expired"])
+    assert server.members() == set()
+    step = playbooks.run("soar.restricted_group.reconcile", {})
+    assert (step["changed"], outcomes(step)) == (False, [])
+    step = playbooks.run("soar.restricted_group.restrictions_info", {"user": "user1@corp.example", "state": "lifted"})
+    assert [r["lifted_by"] for r in step["restrictions"]] == ["expired"]
+
+
+def test_restriction_options_on_a_removal_or_both_ends_fail_before_anything_is_sent(playbooks, server):
+    step = playbooks.run("soar.restricted_group.membership",
+                         {"users": ["user1@corp.example"], "state": "absent", "reason": "done"})
+    assert step["failed"] is True and step["error_kind"] == "invalid-input" and "state=present" in step["msg"]
+    step = playbooks.run("soar.restricted_group.membership",
+                         {"users": ["user1@corp.example"], "duration": "1h", "until": "2099-01-01T00:00:00Z"})
+    assert step["failed"] is True and "mutually exclusive" in step["msg"]
+    step = playbooks.run("soar.restricted_group.membership", {"users": ["user1@corp.example"], "duration": "400d"})
+    assert step["failed"] is True and step["error_kind"] == "invalid-input" and "365 days" in step["msg"]
+    step = playbooks.run("soar.restricted_group.restrictions_info", {"state": "gone"})
+    assert step["failed"] is True and "active, expired, lifted, all" in step["msg"]
+    assert server.members() == set()
+
+
+def test_the_postgres_ledgers_password_from_a_vault_is_never_printed(playbooks, server):
+    url = os.environ.get("SOAR_TEST_POSTGRES")
+    assert url, "SOAR_TEST_POSTGRES names the test PostgreSQL server: run the tests with bash scripts/test.sh"
+    password = os.environ.get("SOAR_TEST_POSTGRES_PASSWORD", "")
+    idp = f"ansible-{os.getpid()}"
+    playbooks.config = write_provider_config(playbooks.folder / "config.json", server.base_url, "SOAR_TEST_TOKEN",
+                                             cache_dir=str(playbooks.folder / "cache"), state=url)
+    config = json.loads(playbooks.config.read_text())
+    config["identity_providers"][0]["name"] = idp
+    playbooks.config.write_text(json.dumps(config))
+    step = playbooks.run("soar.restricted_group.membership",
+                         {"users": ["user2@corp.example"], "reason": "from a vault", "state_password": password})
+    assert (step["changed"], outcomes(step)) == (True, ["added"]), step
+    step = playbooks.run("soar.restricted_group.restrictions_info", {"idp": idp, "state_password": password})
+    assert [(r["user"], r["reason"]) for r in step["restrictions"]] == [("user2@corp.example", "from a vault")]
+    step = playbooks.run("soar.restricted_group.reconcile", {"idp": idp, "state_password": "wrong-password-0123"})
+    assert step["failed"] is True and step["msg"].startswith("invalid-config: ")
+    assert server.members() == {"user2@corp.example"}
+    output = "\n".join(playbooks.outputs)
+    assert password and password not in output and "wrong-password-0123" not in output
+
+
+def readme_yaml(index: int) -> str:
+    """The `index`th YAML block of the README's "Use from Ansible"."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Use from Ansible"):]
-    start = section.index("```yaml\n") + len("```yaml\n")
+    start = 0
+    for _block in range(index + 1):
+        start = section.index("```yaml\n", start) + len("```yaml\n")
     return section[start:section.index("\n```", start)] + "\n"
+
+
+def readme_playbook() -> str:
+    """The playbook of the README's "Use from Ansible"."""
+    return readme_yaml(0)
+
+
+def readme_restriction_playbook() -> str:
+    """The README's restriction tasks, as the tasks of a playbook."""
+    tasks = "".join(f"    {line}\n" if line else "\n" for line in readme_yaml(1).splitlines())
+    return f"- name: Restrictions over time\n  hosts: localhost\n  gather_facts: false\n  tasks:\n{tasks}"
 
 
 def test_the_readme_playbook_runs_as_pasted(playbooks, server):
@@ -162,9 +241,20 @@ def test_the_readme_playbook_runs_as_pasted(playbooks, server):
     assert server.members() == {"user1@corp.example"}
 
 
-def test_the_readme_playbook_passes_ansible_lint(tmp_path, collections):
+def test_the_readme_restriction_tasks_run_as_pasted(playbooks, server):
+    playbook = readme_restriction_playbook().replace("/etc/soar/restricted-group.json", str(playbooks.config))
+    path = playbooks.folder / "readme-restrictions.yml"
+    path.write_text(playbook)
+    printed = playbooks.play(path, extra=("-e", '{"risky_users": ["user2@corp.example"], "incident_id": "INC-10"}'))
+    assert "changed=1" in printed, printed
+    assert server.members() == {"user2@corp.example"}
+    assert "impossible travel (INC-10)" in printed
+
+
+@pytest.mark.parametrize("playbook", [readme_playbook, readme_restriction_playbook])
+def test_the_readme_playbooks_pass_ansible_lint(tmp_path, collections, playbook):
     path = tmp_path / "playbook.yml"
-    path.write_text(readme_playbook())
+    path.write_text(playbook())
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
            "NO_COLOR": "1"}
     done = subprocess.run([str(BIN / "ansible-lint"), "--offline", "--profile", "production", str(path)],

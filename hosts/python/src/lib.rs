@@ -8,6 +8,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 use soar_host::action::{refusal_report, ActionHost, ActionRequest, Refusal};
 use soar_host::config::{Config, ProcessEnvironment};
+use soar_host::lifecycle::{ReconcileRequest, RestrictionsQuery, StateFilter};
 use soar_host::secret::Secret;
 use soar_host::services::{describe_http_error, Exchange, LogRecord, LogSink, Observer, Observers};
 use soar_types::host::{HttpError, LogLevel};
@@ -62,9 +63,17 @@ fn level_name(level: LogLevel) -> &'static str {
     }
 }
 
-fn load(config: Config, plugin: &Path, log: Option<Py<PyAny>>) -> Result<NativeHost, Refusal> {
+fn load(
+    config: Config,
+    plugin: &Path,
+    log: Option<Py<PyAny>>,
+    state_password: Option<String>,
+) -> Result<NativeHost, Refusal> {
     let runtime = soar_host_cli::load_plugin(plugin, Some(&config))?;
-    let host = ActionHost::new(Arc::new(runtime), config, log_sink(log));
+    let mut host = ActionHost::new(Arc::new(runtime), config, log_sink(log));
+    if let Some(password) = state_password {
+        host = host.with_state_password(Secret::new(password));
+    }
     Ok(NativeHost { host, pid: std::process::id() })
 }
 
@@ -72,11 +81,17 @@ fn load(config: Config, plugin: &Path, log: Option<Py<PyAny>>) -> Result<NativeH
 impl NativeHost {
     /// Reads the config file and loads the plugin; raises `Refusal` when either cannot be used.
     #[staticmethod]
-    #[pyo3(signature = (path, plugin, log=None))]
-    fn from_config_file(py: Python<'_>, path: PathBuf, plugin: PathBuf, log: Option<Py<PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (path, plugin, log=None, state_password=None))]
+    fn from_config_file(
+        py: Python<'_>,
+        path: PathBuf,
+        plugin: PathBuf,
+        log: Option<Py<PyAny>>,
+        state_password: Option<String>,
+    ) -> PyResult<Self> {
         py.detach(|| {
             let config = Config::load(&path, &ProcessEnvironment).map_err(Refusal::from)?;
-            load(config, &plugin, log)
+            load(config, &plugin, log, state_password)
         })
         .map_err(|refusal| refused(&refusal))
     }
@@ -84,7 +99,7 @@ impl NativeHost {
     /// The config as a mapping (relative paths against `base_dir`); `tokens` maps provider
     /// names to their bearer tokens, kept in memory only.
     #[staticmethod]
-    #[pyo3(signature = (mapping, tokens, base_dir, plugin, log=None))]
+    #[pyo3(signature = (mapping, tokens, base_dir, plugin, log=None, state_password=None))]
     fn from_config(
         py: Python<'_>,
         mapping: &Bound<'_, PyAny>,
@@ -92,6 +107,7 @@ impl NativeHost {
         base_dir: PathBuf,
         plugin: PathBuf,
         log: Option<Py<PyAny>>,
+        state_password: Option<String>,
     ) -> PyResult<Self> {
         let value = to_json(mapping, "the config").map_err(|why| refused(&config_refusal(why)))?;
         let tokens: BTreeMap<String, Secret> =
@@ -99,14 +115,14 @@ impl NativeHost {
         py.detach(|| {
             let config = Config::from_value_with_tokens(&value, &base_dir, &ProcessEnvironment, &tokens)
                 .map_err(Refusal::from)?;
-            load(config, &plugin, log)
+            load(config, &plugin, log, state_password)
         })
         .map_err(|refusal| refused(&refusal))
     }
 
     /// Runs one action; returns `(document, exit_code)`. Invalid input is the exit-2 document,
     /// never an exception. The GIL is released while the action runs.
-    #[pyo3(signature = (action, users, dry_run, idp, correlation_id, max_retries, timeout_ms, watch=None))]
+    #[pyo3(signature = (action, users, dry_run, idp, correlation_id, max_retries, timeout_ms, watch=None, restrict=None))]
     #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &self,
@@ -119,15 +135,59 @@ impl NativeHost {
         max_retries: &Bound<'py, PyAny>,
         timeout_ms: &Bound<'py, PyAny>,
         watch: Option<&Bound<'py, PyAny>>,
+        restrict: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(Py<PyAny>, i32)> {
         self.same_process()?;
-        let report = match request(action, users, dry_run, idp, correlation_id, max_retries, timeout_ms) {
+        let prepared = request(action, users, dry_run, idp, correlation_id, max_retries, timeout_ms)
+            .and_then(|request| with_restriction(request, restrict));
+        let report = match prepared {
             Ok(request) => {
                 let observer = watch.map(observer).transpose()?;
                 py.detach(|| self.host.run_watched(&request, observer))
             }
             Err(refusal) => refusal_report(Action::parse(action).map(Action::as_str).or(Some(action)), &refusal),
         };
+        Ok((to_python(py, &report.document)?, report.exit_code))
+    }
+
+    /// The `restrictions` report: `(document, exit_code)`.
+    #[pyo3(signature = (idp=None, user=None, state=None))]
+    fn restrictions(
+        &self,
+        py: Python<'_>,
+        idp: Option<String>,
+        user: Option<String>,
+        state: Option<String>,
+    ) -> PyResult<(Py<PyAny>, i32)> {
+        self.same_process()?;
+        let report = match state.as_deref().map(|text| StateFilter::parse(text).ok_or(text)).transpose() {
+            Ok(state) => {
+                let query = RestrictionsQuery { idp, user, state: state.unwrap_or_default() };
+                py.detach(|| self.host.restrictions(&query))
+            }
+            Err(text) => refusal_report(
+                Some("restrictions"),
+                &invalid_input(format!("state {text:?} is not one of {}", StateFilter::NAMES.join(", "))),
+            ),
+        };
+        Ok((to_python(py, &report.document)?, report.exit_code))
+    }
+
+    /// `reconcile`: `(document, exit_code)`.
+    #[pyo3(signature = (idp=None, dry_run=false, correlation_id=None, timeout_ms=None, watch=None))]
+    fn reconcile(
+        &self,
+        py: Python<'_>,
+        idp: Option<String>,
+        dry_run: bool,
+        correlation_id: Option<String>,
+        timeout_ms: Option<u64>,
+        watch: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(Py<PyAny>, i32)> {
+        self.same_process()?;
+        let observer = watch.map(observer).transpose()?;
+        let request = ReconcileRequest { idp, dry_run, correlation_id, timeout_ms };
+        let report = py.detach(|| self.host.reconcile(&request, observer));
         Ok((to_python(py, &report.document)?, report.exit_code))
     }
 
@@ -185,6 +245,43 @@ fn request(
     request.correlation_id = optional_text(correlation_id, "correlation_id")?;
     request.max_retries = whole_number(max_retries, "max_retries")?.map(|n| n.min(u64::from(u32::MAX)) as u32);
     request.timeout_ms = whole_number(timeout_ms, "timeout_ms")?;
+    Ok(request)
+}
+
+/// add-to-group's restriction: a mapping with `for` (a duration: text in humantime's syntax, or
+/// a `datetime.timedelta`), `until` (RFC 3339 text or an aware `datetime`) and `reason`.
+fn with_restriction(mut request: ActionRequest, restrict: Option<&Bound<'_, PyAny>>) -> Result<ActionRequest, Refusal> {
+    let Some(restrict) = restrict else { return Ok(request) };
+    let field = |name: &str| restrict.get_item(name).ok().filter(|value| !value.is_none());
+    if let Some(duration) = field("for") {
+        request.restrict_for = Some(match duration.cast::<PyString>() {
+            Ok(text) => text.to_string(),
+            Err(_) => {
+                let seconds: f64 = duration
+                    .call_method0("total_seconds")
+                    .and_then(|s| s.extract())
+                    .map_err(|_| invalid_input("duration must be text such as 24h, or a datetime.timedelta"))?;
+                format!("{}ms", (seconds * 1000.0).round().max(0.0) as u64)
+            }
+        });
+    }
+    if let Some(until) = field("until") {
+        request.restrict_until = Some(match until.cast::<PyString>() {
+            Ok(text) => text.to_string(),
+            Err(_) => {
+                let aware = until.getattr("tzinfo").is_ok_and(|tz| !tz.is_none());
+                if !aware {
+                    return Err(invalid_input("until must be RFC 3339 text or a datetime with a time zone"));
+                }
+                until
+                    .call_method0("isoformat")
+                    .and_then(|text| text.extract())
+                    .map_err(|_| invalid_input("until must be RFC 3339 text or a datetime with a time zone"))?
+            }
+        });
+    }
+    request.reason =
+        optional_text(field("reason").as_ref().unwrap_or(&restrict.py().None().into_bound(restrict.py())), "reason")?;
     Ok(request)
 }
 

@@ -21,6 +21,9 @@ SOAR_HOST = os.environ.get("SOAR_HOST_BIN", str(ROOT / "target" / "debug" / "soa
 WHEEL_SOAR_HOST = str(Path(sys.executable).parent / "soar-host")
 FIXTURES = Path(os.environ.get("SOAR_FIXTURES", str(ROOT / "target" / "fixtures")))
 TOKEN = "py-host-token-0123456789abcdef"
+# The default restriction ledger of a config without `state` stays under target/ (the test command
+# sets its own), never in the user's data folder.
+os.environ.setdefault("XDG_DATA_HOME", str(ROOT / "target" / "test-data-home"))
 GROUP = "ZPA Restricted Users"
 
 

@@ -186,7 +186,7 @@ test('send-all: a batch goes out together and every user is changed once', async
 test('a component built for WIT 1.0 still runs', async () => {
   const legacy = await loadPlugin(join(need('SOAR_FIXTURES'), 'hostile-wit-1-0.wasm'));
   assert.equal(legacy.witVersion, '1.0.0');
-  assert.equal(plugin.witVersion, '1.1.0');
+  assert.equal(plugin.witVersion, '1.2.0');
   const host = hostFor(legacy, simulator.baseUrl, `send zpa GET ${simulator.baseUrl}/Users`);
   try {
     const result = host.testConnection();

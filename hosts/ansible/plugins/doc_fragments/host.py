@@ -26,6 +26,12 @@ options:
     description:
       - Path to another build of the component; the one inside the Python package when omitted.
     type: path
+  state_password:
+    description:
+      - The password of the PostgreSQL restriction ledger (the config's C(state)), from a vault say; kept in memory
+        and never logged. Without it, the config's C(state_password_env), C(PGPASSWORD) or C(~/.pgpass) is used.
+      - Not used with a SQLite ledger.
+    type: str
 requirements:
   - python >= 3.11
   - soar-restricted-group (the Python host, with the plugin inside the package)

@@ -1,5 +1,5 @@
 # Licensed under the Apache License, Version 2.0.
-"""What both modules share: loading the Python host from the config file, and reading a
+"""What the modules share: loading the Python host from the config file, and reading a
 `soar-host` document as per-user outcomes. The plugin runs sandboxed inside this Python; the
 token stays where the config file says (`token_env` or `token_file`), never in a module argument."""
 
@@ -15,14 +15,16 @@ except ImportError:
 else:
     HOST_IMPORT_ERROR = None
 
-# Outcomes that are (or, in check mode, would be) a change on the server.
-CHANGES = ("added", "removed", "would-add", "would-remove")
+# Outcomes that are (or, in check mode, would be) a change on the server or in the ledger.
+CHANGES = ("added", "removed", "would-add", "would-remove", "lifted-expired", "already-lifted", "kept-preexisting",
+           "re-added", "would-lift", "would-re-add")
 
 COMMON_ARGUMENTS = dict(
     config=dict(type="path", required=True),
     idp=dict(type="str"),
     correlation_id=dict(type="str"),
     plugin=dict(type="path"),
+    state_password=dict(type="str", no_log=True),
 )
 
 
@@ -35,7 +37,8 @@ def load_host(module):
                          exception=HOST_IMPORT_ERROR)
     try:
         return Host.from_config_file(module.params["config"], module.params["plugin"],
-                                     log=lambda level, message: module.warn(message) if level in ("warn", "error") else None)
+                                     log=lambda level, message: module.warn(message) if level in ("warn", "error") else None,
+                                     state_password=module.params["state_password"])
     except Refusal as refusal:
         module.fail_json(msg=f"{refusal.kind}: {refusal.message}", error_kind=refusal.kind)
 
@@ -57,6 +60,9 @@ def finish(module, report, outcomes, changed, **extra):
     """Exits the module: a refusal fails with its message; `partial` or `failed` fails naming each
     failed user and its error kind (the document still returned); anything else succeeds."""
     document = report.document
+    if document.get("ledger_error"):
+        # The change is made; its intent stays in the ledger for the next reconcile to settle.
+        module.warn(f"the restriction ledger was not updated: {document['ledger_error']}; reconcile settles it")
     if report.exit_code == 2:
         module.fail_json(msg=f"{document['error']['kind']}: {document['error']['message']}", result=document,
                          error_kind=document["error"]["kind"], changed=False)

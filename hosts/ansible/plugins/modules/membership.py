@@ -37,6 +37,23 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  duration:
+    description:
+      - How long the restriction lasts, such as C(90m), C(24h) or C(7d) (at most 365 days). Once it has passed,
+        M(soar.restricted_group.reconcile) takes the users out of the group again.
+      - Only with O(state=present); mutually exclusive with O(until).
+    type: str
+  until:
+    description:
+      - When the restriction ends, as RFC 3339 (C(2026-12-31T18:00:00Z)), at most 365 days ahead.
+      - Only with O(state=present); mutually exclusive with O(duration).
+    type: str
+  reason:
+    description:
+      - Why the users are restricted, one line of at most 500 characters, kept in the restriction ledger and shown
+        by M(soar.restricted_group.restrictions_info).
+      - Only with O(state=present).
+    type: str
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -48,6 +65,8 @@ attributes:
 notes:
   - Protected users (C(protected_users) in the config) are never changed; naming one fails the task with
     C(protected-user).
+  - Every change is recorded in the restriction ledger the config's C(state) names (SQLite by default, or
+    PostgreSQL); a user already in the group when restricted is never removed at expiry.
   - Changes to one group from several Ansible forks, or from other C(soar-host) processes on this machine, take
     turns through a lock file under the config's C(cache_dir), and share one rate limit per origin.
 """
@@ -58,6 +77,14 @@ EXAMPLES = r"""
     users:
       - alice@corp.example
     state: present
+    config: /etc/soar/restricted-group.json
+    correlation_id: "{{ incident_id }}"
+
+- name: Restrict for a day, with the reason kept in the ledger
+  soar.restricted_group.membership:
+    users: "{{ risky_users }}"
+    duration: 24h
+    reason: "impossible travel ({{ incident_id }})"
     config: /etc/soar/restricted-group.json
     correlation_id: "{{ incident_id }}"
 
@@ -140,14 +167,22 @@ def main():
         argument_spec=dict(
             users=dict(type="list", elements="str", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
+            duration=dict(type="str"),
+            until=dict(type="str"),
+            reason=dict(type="str"),
             **COMMON_ARGUMENTS,
         ),
+        mutually_exclusive=[("duration", "until")],
         supports_check_mode=True,
     )
+    restriction = {name: module.params[name] for name in ("duration", "until", "reason") if module.params[name] is not None}
+    if restriction and module.params["state"] == "absent":
+        module.fail_json(msg=f"{', '.join(restriction)} belong to state=present: remove them to lift a restriction",
+                         error_kind="invalid-input")
     host = load_host(module)
     change = host.add_to_group if module.params["state"] == "present" else host.remove_from_group
     report = change(module.params["users"], dry_run=module.check_mode, idp=module.params["idp"],
-                    correlation_id=module.params["correlation_id"])
+                    correlation_id=module.params["correlation_id"], **restriction)
     outcomes = user_outcomes(report.document)
     finish(module, report, outcomes, changed=any(o["outcome"] in CHANGES for o in outcomes))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from . import _native
@@ -16,7 +17,7 @@ from .errors import Refusal
 
 if TYPE_CHECKING:
     from .trace import Recorder
-    from .types import ActionName, Document, Exchange
+    from .types import ActionName, Document, Exchange, RestrictionsDocument, RestrictionState
 
 __all__ = ["PLUGIN", "Host", "Refusal", "Report"]
 
@@ -60,11 +61,19 @@ class Host:
         self._native = native
 
     @classmethod
-    def from_config_file(cls, path: PathLike, plugin: PathLike | None = None, log: LogCallback | None = None) -> Host:
+    def from_config_file(
+        cls,
+        path: PathLike,
+        plugin: PathLike | None = None,
+        log: LogCallback | None = None,
+        state_password: str | None = None,
+    ) -> Host:
         """Reads the config file (README, "Config file"). Raises `Refusal` (`invalid-config` or
         `plugin-load`) when it or the plugin cannot be used. `log(level, message)` hears the
-        host's log lines; by default they go to standard error."""
-        return cls(_native.NativeHost.from_config_file(path, plugin or PLUGIN, log))
+        host's log lines; by default they go to standard error. `state_password` is the
+        PostgreSQL ledger's password, kept in memory (else `state_password_env`, PGPASSWORD or
+        ~/.pgpass)."""
+        return cls(_native.NativeHost.from_config_file(path, plugin or PLUGIN, log, state_password))
 
     @classmethod
     def from_config(
@@ -74,14 +83,16 @@ class Host:
         base_dir: PathLike | None = None,
         plugin: PathLike | None = None,
         log: LogCallback | None = None,
+        state_password: str | None = None,
     ) -> Host:
         """The config as a mapping with the config file's keys. `tokens` maps provider names to
         their bearer tokens, kept in memory (a platform's vault): such a provider has no
         `token_env` or `token_file`. Relative paths resolve against `base_dir` (default: the
         working directory)."""
-        return cls(
-            _native.NativeHost.from_config(mapping, dict(tokens or {}), base_dir or os.getcwd(), plugin or PLUGIN, log)
+        native = _native.NativeHost.from_config(
+            mapping, dict(tokens or {}), base_dir or os.getcwd(), plugin or PLUGIN, log, state_password
         )
+        return cls(native)
 
     def test_connection(self, idp: str | None = None, correlation_id: str | None = None) -> Report[Document]:
         return self.run("test-connection", idp=idp, correlation_id=correlation_id)
@@ -94,8 +105,18 @@ class Host:
         correlation_id: str | None = None,
         max_retries: int | None = None,
         timeout_ms: int | None = None,
+        duration: str | timedelta | None = None,
+        until: str | datetime | None = None,
+        reason: str | None = None,
     ) -> Report[Document]:
-        return self.run("add-to-group", users, dry_run, idp, correlation_id, max_retries, timeout_ms)
+        """Restricts the users: `duration` (`"24h"`, or a `timedelta`) or `until` (RFC 3339, or
+        an aware `datetime`) bounds the restriction, which `reconcile` then lifts; `reason` is kept
+        in the ledger."""
+        restrict = {"for": duration, "until": until, "reason": reason}
+        document, exit_code = self._native.run(
+            "add-to-group", users, dry_run, idp, correlation_id, max_retries, timeout_ms, None, restrict
+        )
+        return Report(document, exit_code)
 
     def remove_from_group(
         self,
@@ -112,6 +133,26 @@ class Host:
         self, users: str | Iterable[str], idp: str | None = None, correlation_id: str | None = None
     ) -> Report[Document]:
         return self.run("check-membership", users, idp=idp, correlation_id=correlation_id)
+
+    def restrictions(
+        self, idp: str | None = None, user: str | None = None, state: RestrictionState = "active"
+    ) -> Report[RestrictionsDocument]:
+        """Who is restricted, since when, until when and why: the ledger's records."""
+        document, exit_code = self._native.restrictions(idp, user, state)
+        return Report(document, exit_code)
+
+    def reconcile(
+        self,
+        idp: str | None = None,
+        dry_run: bool = False,
+        correlation_id: str | None = None,
+        timeout_ms: int | None = None,
+        watch: Watch | None = None,
+    ) -> Report[Document]:
+        """Settles every restriction against the groups' members: lifts what expired, adds back
+        what an identity provider undid, reports members nobody recorded."""
+        document, exit_code = self._native.reconcile(idp, dry_run, correlation_id, timeout_ms, watch)
+        return Report(document, exit_code)
 
     def describe(self) -> Report[dict[str, Any]]:
         """The plugin's manifest (README, "The manifest")."""

@@ -2,7 +2,7 @@ from collections.abc import Callable, Mapping
 from os import PathLike
 from typing import Any
 
-from .types import Document, Exchange
+from .types import Document, Exchange, RestrictionsDocument
 
 HOST_VERSION: str
 PLUGIN_FILE_NAME: str
@@ -16,7 +16,9 @@ class Recorder:
 
 class NativeHost:
     @staticmethod
-    def from_config_file(path: _Path, plugin: _Path, log: _Log | None = None) -> NativeHost: ...
+    def from_config_file(
+        path: _Path, plugin: _Path, log: _Log | None = None, state_password: str | None = None
+    ) -> NativeHost: ...
     @staticmethod
     def from_config(
         mapping: Mapping[str, Any],
@@ -24,6 +26,7 @@ class NativeHost:
         base_dir: _Path,
         plugin: _Path,
         log: _Log | None = None,
+        state_password: str | None = None,
     ) -> NativeHost: ...
     def run(
         self,
@@ -34,6 +37,18 @@ class NativeHost:
         correlation_id: object,
         max_retries: object,
         timeout_ms: object,
+        watch: Recorder | Callable[[Exchange], object] | None = None,
+        restrict: Mapping[str, object] | None = None,
+    ) -> tuple[Document, int]: ...
+    def restrictions(
+        self, idp: str | None = None, user: str | None = None, state: str | None = None
+    ) -> tuple[RestrictionsDocument, int]: ...
+    def reconcile(
+        self,
+        idp: str | None = None,
+        dry_run: bool = False,
+        correlation_id: str | None = None,
+        timeout_ms: int | None = None,
         watch: Recorder | Callable[[Exchange], object] | None = None,
     ) -> tuple[Document, int]: ...
     def describe(self) -> dict[str, Any]: ...

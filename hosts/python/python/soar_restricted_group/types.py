@@ -39,7 +39,18 @@ UserOutcome = Literal[
     "member",
     "not-in-provider",
 ]
+ReconcileOutcome = Literal[
+    "lifted-expired",
+    "already-lifted",
+    "kept-preexisting",
+    "re-added",
+    "in-place",
+    "unrecorded",
+    "would-lift",
+    "would-re-add",
+]
 Status = Literal["success", "partial", "failed", "error"]
+RestrictionState = Literal["active", "expired", "lifted", "all"]
 ActionName = Literal["test-connection", "add-to-group", "remove-from-group", "check-membership"]
 LogLevel = Literal["debug", "info", "warn", "error"]
 
@@ -64,7 +75,7 @@ class GroupRef(TypedDict):
 class UserResult(TypedDict):
     user: str
     user_id: str | None
-    outcome: UserOutcome | None
+    outcome: UserOutcome | ReconcileOutcome | None
     error: ActionError | None
     membership_verified: bool
 
@@ -89,6 +100,7 @@ class Document(_DocumentRequired, total=False):
     dry_run: bool
     correlation_id: str | None
     http_requests: int
+    ledger_error: str
     providers: list[ProviderResult]
     error: ActionError
     audit_error: str
@@ -114,3 +126,36 @@ class Exchange(TypedDict):
     response_headers: list[tuple[str, str]]
     response_body: str | None
     error: Literal["denied", "timeout", "connection-failed", "tls-failed", "too-large"] | None
+
+
+class Restriction(TypedDict):
+    """One record of the restriction ledger; times RFC 3339 UTC."""
+
+    idp: str
+    group_id: str
+    user: str
+    user_id: str
+    user_name: str | None
+    reason: str | None
+    correlation_id: str | None
+    restricted_at: str
+    expires_at: str | None
+    lifted_at: str | None
+    lifted_by: Literal["remove-from-group", "expired"] | None
+    state: Literal["active", "expired", "lifted"]
+    preexisting: bool
+    last_verified_at: str | None
+    times_reasserted: int
+
+
+class _RestrictionsRequired(TypedDict):
+    schema_version: int
+    action: Literal["restrictions"]
+
+
+class RestrictionsDocument(_RestrictionsRequired, total=False):
+    """The `restrictions` report; a refusal carries `status` and `error` instead."""
+
+    restrictions: list[Restriction]
+    status: Status
+    error: ActionError
