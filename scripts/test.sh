@@ -30,6 +30,8 @@ export SOAR_SCIM2_CLI="$PWD/$venv/bin/scim2"
 # The Python package (hosts/python): the Rust core behind PyO3, one manylinux_2_28 wheel.
 bash scripts/build-wheel.sh
 wheel=$(ls target/wheels/soar_restricted_group-*.whl)
+# The Splunk SOAR app, made by the SDK's own tools with the wheel inside (Python 3.13).
+bash scripts/build-splunk-soar-app.sh
 
 # The wheel installed as a user would, into a fresh venv under target/, with the pinned test tools
 # and ansible-core; pytest drives it (and the Ansible collection under real ansible-playbook) with
@@ -70,6 +72,12 @@ PATH="$no_cargo_path" SOAR_TEST_WITHOUT_CARGO=1 \
 SOAR_HOST_BIN="$PWD/target/debug/soar-host" \
 SOAR_FIXTURES="$PWD/target/fixtures" \
   "$py_venv/bin/python" -m pytest -q -p no:cacheprovider hosts/python/tests hosts/ansible/tests
+
+# The Splunk SOAR app: ruff, mypy --strict and its pytest suite in the SDK's Python 3.13.
+soar_venv=target/splunk-soar/venv
+(cd hosts/splunk-soar && "../../$soar_venv/bin/ruff" check . && "../../$soar_venv/bin/ruff" format --check . \
+  && "../../$soar_venv/bin/mypy" --strict . \
+  && PATH="$no_cargo_path" "../../$soar_venv/bin/python" -m pytest -q -p no:cacheprovider tests)
 
 # The Ansible collection checked by ansible-test's own sanity tests, in a copy laid out as
 # ansible_collections/soar/restricted_group. ansible-test bootstraps pip in its test venvs with a

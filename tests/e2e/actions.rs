@@ -251,6 +251,7 @@ fn the_component_and_the_native_core_agree() {
         limits: config.limits.clone(),
         log: std::sync::Arc::new(|_: &soar_host::services::LogRecord| {}),
         observer: None,
+        spent_ms: 0,
     };
     let request = soar_types::model::MembershipRequest {
         settings: soar_types::model::Settings {

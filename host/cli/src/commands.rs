@@ -12,7 +12,7 @@ use soar_host::action::{refusal_report, ActionHost, ActionRequest, Refusal, Repo
 use soar_host::cache;
 use soar_host::config::{Config, ProcessEnvironment};
 use soar_host::files;
-use soar_host::lifecycle::{restrictions_report, ReconcileRequest, RestrictionsQuery, StateFilter};
+use soar_host::lifecycle::{restrictions_of, ReconcileRequest, RestrictionsQuery, StateFilter};
 use soar_host::runtime::{LoadOptions, PluginRuntime};
 use soar_host::services::{LogRecord, LogSink, Observer, Observers, RequestLog};
 use soar_host::trace::{Recorder, TraceFile};
@@ -127,16 +127,28 @@ pub fn reconcile(cli: &Cli, args: &ReconcileArgs, stderr: &mut dyn Write) -> Rep
     with_host(cli, "reconcile", None, stderr, |host, observer| host.reconcile(&request, Some(observer)))
 }
 
-/// `restrictions`: the ledger's report; no plugin is loaded and nothing is sent.
-pub fn restrictions(cli: &Cli, args: &RestrictionsArgs) -> Report {
+/// `restrictions`: the ledger's report; no plugin is loaded and nothing is sent. The JSON is
+/// written straight from the records, however many there are.
+pub fn restrictions(cli: &Cli, args: &RestrictionsArgs, stdout: &mut dyn Write) -> i32 {
     let query = RestrictionsQuery {
         idp: args.target.idp.clone(),
         user: args.user.clone(),
         state: StateFilter::parse(&args.state).unwrap_or_default(),
     };
-    match cli_config(cli) {
-        Ok(config) => restrictions_report(&config, None, &query),
-        Err(refusal) => refusal_report(Some("restrictions"), &refusal),
+    let restrictions = cli_config(cli).and_then(|config| restrictions_of(&config, None, &query));
+    match (restrictions, cli.output) {
+        (Ok(restrictions), OutputFormat::Json) => {
+            let mut out = std::io::BufWriter::new(stdout);
+            let _ = serde_json::to_writer_pretty(&mut out, &restrictions);
+            let _ = writeln!(out);
+            let _ = out.flush();
+            0
+        }
+        (Ok(restrictions), format) => {
+            let document = serde_json::to_value(&restrictions).expect("the document serialises");
+            print_report(stdout, format, &Report { document, exit_code: 0 })
+        }
+        (Err(refusal), format) => print_report(stdout, format, &refusal_report(Some("restrictions"), &refusal)),
     }
 }
 

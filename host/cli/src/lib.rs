@@ -89,9 +89,7 @@ fn run_command(args: Vec<std::ffi::OsString>, launch: &Launch, stdout: &mut dyn 
             ..change(Action::AddToGroup, &add.change)
         },
         Some(Command::RemoveFromGroup(remove)) => change(Action::RemoveFromGroup, remove),
-        Some(Command::Restrictions(query)) => {
-            return print_report(stdout, cli.output, &commands::restrictions(&cli, query))
-        }
+        Some(Command::Restrictions(query)) => return commands::restrictions(&cli, query, stdout),
         Some(Command::Reconcile(reconcile)) => {
             return print_report(stdout, cli.output, &commands::reconcile(&cli, reconcile, stderr))
         }

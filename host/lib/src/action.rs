@@ -325,6 +325,7 @@ impl ActionHost {
                 // Waiting for another change counts against this action's deadline.
                 let waited_ms = started.elapsed().as_millis() as u64;
                 context.limits.deadline_ms = context.limits.deadline_ms.saturating_sub(waited_ms).max(1);
+                context.spent_ms = waited_ms;
                 let intent = match &ledger {
                     Some(ledger) => match ledger.begin(&intent_of(request, providers, expires_at)) {
                         Ok(id) => Some(id),
@@ -417,6 +418,7 @@ impl ActionHost {
             limits,
             log: self.log.clone(),
             observer,
+            spent_ms: 0,
         }
     }
 

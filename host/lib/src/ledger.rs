@@ -14,7 +14,7 @@ use soar_host_policy::rate::{self, Reservation};
 use soar_host_policy::secret::Secret;
 use soar_host_policy::state::{PostgresSpec, StateSpec};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a SQLite writer waits for another process's transaction.
@@ -163,7 +163,7 @@ pub struct Intent {
 
 enum Store {
     Sqlite(Mutex<rusqlite::Connection>),
-    Postgres { client: Mutex<postgres::Client>, config: Box<postgres::Config> },
+    Postgres { client: Mutex<postgres::Client> },
 }
 
 /// An open ledger. Thread-safe; a host keeps one.
@@ -172,10 +172,24 @@ pub struct Ledger {
     shown: String,
 }
 
-/// Advisory locks held on their own PostgreSQL session; dropping the guard ends the session,
-/// which releases them (as it does when the process dies).
+/// Advisory locks held on the ledger's session: released when the guard drops, or by the
+/// server when the session ends (as it does when the process dies). Actions of one process on
+/// one tenant take turns before they get here, so the session never holds a lock twice.
 pub struct PgLocks {
-    _client: postgres::Client,
+    ledger: Arc<Ledger>,
+    keys: Vec<i64>,
+}
+
+impl Drop for PgLocks {
+    fn drop(&mut self) {
+        if let Store::Postgres { client, .. } = &self.ledger.store {
+            let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for key in self.keys.iter().rev() {
+                // A failure leaves the lock to the session's end.
+                let _ = client.execute_typed("SELECT pg_advisory_unlock($1)", &[pg_int(key)]);
+            }
+        }
+    }
 }
 
 /// Why advisory locks were not taken.
@@ -244,9 +258,21 @@ const REASSERTED: &str = "UPDATE soar_restrictions SET last_verified_at = P4, re
     WHERE idp = P1 AND group_id = P2 AND user_id = P3";
 const RECORDS: &str = "SELECT idp, group_id, user_id, user_ref, user_name, reason, correlation_id, restricted_at,
         expires_at, lifted_at, lifted_by, preexisting, last_verified_at, reasserted
-    FROM soar_restrictions ORDER BY restricted_at, idp, group_id, user_id";
+    FROM soar_restrictions";
 const INTENTS: &str = "SELECT id, action, idps, users, reason, correlation_id, expires_at, created_at
     FROM soar_intents ORDER BY id";
+
+/// A PostgreSQL parameter with its type, so that a statement costs one round trip (the
+/// extended protocol's parse, bind and execute pipelined) instead of three.
+type PgParam<'a> = (&'a (dyn postgres::types::ToSql + Sync), postgres::types::Type);
+
+fn pg_text(value: &(dyn postgres::types::ToSql + Sync)) -> PgParam<'_> {
+    (value, postgres::types::Type::TEXT)
+}
+
+fn pg_int(value: &(dyn postgres::types::ToSql + Sync)) -> PgParam<'_> {
+    (value, postgres::types::Type::INT8)
+}
 
 /// A statement with `PN` placeholders in the backend's spelling (`?N` or `$N`).
 fn sql(statement: &str, postgres: bool) -> String {
@@ -327,16 +353,18 @@ impl Ledger {
             .dbname(&spec.dbname)
             .application_name("soar-host")
             .connect_timeout(timeout);
+        // An address needs no lookup (a resolver thread and the system's name service, which
+        // cost a one-shot command more than the connection itself).
+        if let Ok(address) = spec.host.parse::<std::net::IpAddr>() {
+            config.hostaddr(address);
+        }
         if let Some(password) = &password {
             config.password(password.expose());
         }
         let client = config
             .connect(postgres::NoTls)
             .map_err(|e| LedgerError::Open { shown: shown.clone(), why: postgres_why(&e) })?;
-        let ledger = Ledger {
-            store: Store::Postgres { client: Mutex::new(client), config: Box::new(config) },
-            shown: shown.clone(),
-        };
+        let ledger = Ledger { store: Store::Postgres { client: Mutex::new(client) }, shown: shown.clone() };
         ledger.migrate().map_err(|error| match error {
             LedgerError::Failed { why, .. } => LedgerError::Open { shown: shown.clone(), why },
             other => other,
@@ -381,6 +409,15 @@ impl Ledger {
             }
             Store::Postgres { client, .. } => {
                 let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                // Current already (the usual case): one round trip, no lock.
+                let current = client
+                    .query_typed_opt("SELECT version FROM soar_schema", &[])
+                    .ok()
+                    .flatten()
+                    .is_some_and(|row| row.get::<_, i32>(0) == MIGRATIONS.len() as i32);
+                if current {
+                    return Ok(());
+                }
                 let mut tx = client.transaction().map_err(|e| self.failed(postgres_why(&e)))?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                     .map_err(|e| self.failed(postgres_why(&e)))?;
@@ -431,16 +468,16 @@ impl Ledger {
             Store::Postgres { client, .. } => {
                 let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let row = client
-                    .query_one(
+                    .query_typed_one(
                         &format!("{} RETURNING id", sql(insert, true)),
                         &[
-                            &intent.action,
-                            &idps,
-                            &users,
-                            &intent.reason,
-                            &intent.correlation_id,
-                            &intent.expires_at,
-                            &intent.created_at,
+                            pg_text(&intent.action),
+                            pg_text(&idps),
+                            pg_text(&users),
+                            pg_text(&intent.reason),
+                            pg_text(&intent.correlation_id),
+                            pg_int(&intent.expires_at),
+                            pg_int(&intent.created_at),
                         ],
                     )
                     .map_err(|e| self.failed(postgres_why(&e)))?;
@@ -497,35 +534,44 @@ impl Ledger {
                 let mut tx = client.transaction().map_err(|e| self.failed(postgres_why(&e)))?;
                 for change in changes {
                     let done = match change {
-                        Change::Restrict(r) => tx.execute(
+                        Change::Restrict(r) => tx.execute_typed(
                             &sql(RESTRICT, true),
                             &[
-                                &r.key.idp,
-                                &r.key.group_id,
-                                &r.key.user_id,
-                                &r.user,
-                                &r.user_name,
-                                &r.reason,
-                                &r.correlation_id,
-                                &now,
-                                &r.expires_at,
-                                &r.preexisting,
+                                pg_text(&r.key.idp),
+                                pg_text(&r.key.group_id),
+                                pg_text(&r.key.user_id),
+                                pg_text(&r.user),
+                                pg_text(&r.user_name),
+                                pg_text(&r.reason),
+                                pg_text(&r.correlation_id),
+                                pg_int(&now),
+                                pg_int(&r.expires_at),
+                                (&r.preexisting, postgres::types::Type::BOOL),
                             ],
                         ),
-                        Change::Lift(key, by) => {
-                            tx.execute(&sql(LIFT, true), &[&key.idp, &key.group_id, &key.user_id, &now, &by.as_str()])
-                        }
-                        Change::Verified(key) => {
-                            tx.execute(&sql(VERIFIED, true), &[&key.idp, &key.group_id, &key.user_id, &now])
-                        }
-                        Change::Reasserted(key) => {
-                            tx.execute(&sql(REASSERTED, true), &[&key.idp, &key.group_id, &key.user_id, &now])
-                        }
+                        Change::Lift(key, by) => tx.execute_typed(
+                            &sql(LIFT, true),
+                            &[
+                                pg_text(&key.idp),
+                                pg_text(&key.group_id),
+                                pg_text(&key.user_id),
+                                pg_int(&now),
+                                pg_text(&by.as_str()),
+                            ],
+                        ),
+                        Change::Verified(key) => tx.execute_typed(
+                            &sql(VERIFIED, true),
+                            &[pg_text(&key.idp), pg_text(&key.group_id), pg_text(&key.user_id), pg_int(&now)],
+                        ),
+                        Change::Reasserted(key) => tx.execute_typed(
+                            &sql(REASSERTED, true),
+                            &[pg_text(&key.idp), pg_text(&key.group_id), pg_text(&key.user_id), pg_int(&now)],
+                        ),
                     };
                     done.map_err(|e| self.failed(postgres_why(&e)))?;
                 }
                 for id in intents {
-                    tx.execute("DELETE FROM soar_intents WHERE id = $1", &[id])
+                    tx.execute_typed("DELETE FROM soar_intents WHERE id = $1", &[pg_int(id)])
                         .map_err(|e| self.failed(postgres_why(&e)))?;
                 }
                 tx.commit().map_err(|e| self.failed(postgres_why(&e)))
@@ -534,7 +580,14 @@ impl Ledger {
     }
 
     /// Every record, oldest first.
+    /// Every record, in the order they were restricted (sorted here: cheaper than in SQL).
     pub fn records(&self) -> Result<Vec<Record>, LedgerError> {
+        let mut records = self.unordered_records()?;
+        records.sort_unstable_by(|a, b| (a.restricted_at, &a.key).cmp(&(b.restricted_at, &b.key)));
+        Ok(records)
+    }
+
+    fn unordered_records(&self) -> Result<Vec<Record>, LedgerError> {
         match &self.store {
             Store::Sqlite(connection) => {
                 let connection = self.sqlite(connection);
@@ -544,8 +597,16 @@ impl Ledger {
             }
             Store::Postgres { client, .. } => {
                 let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let rows = client.query(RECORDS, &[]).map_err(|e| self.failed(postgres_why(&e)))?;
-                rows.iter().map(record_of).collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(postgres_why(&e)))
+                // Streamed: each row becomes a record as it arrives.
+                let no_params: [PgParam<'_>; 0] = [];
+                let mut rows = client.query_typed_raw(RECORDS, no_params).map_err(|e| self.failed(postgres_why(&e)))?;
+                let mut records = Vec::new();
+                while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)
+                    .map_err(|e| self.failed(postgres_why(&e)))?
+                {
+                    records.push(record_of(&row).map_err(|e| self.failed(postgres_why(&e)))?);
+                }
+                Ok(records)
             }
         }
     }
@@ -561,7 +622,7 @@ impl Ledger {
             }
             Store::Postgres { client, .. } => {
                 let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let rows = client.query(INTENTS, &[]).map_err(|e| self.failed(postgres_why(&e)))?;
+                let rows = client.query_typed(INTENTS, &[]).map_err(|e| self.failed(postgres_why(&e)))?;
                 rows.iter().map(intent_of).collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(postgres_why(&e)))
             }
         }
@@ -569,22 +630,25 @@ impl Ledger {
 
     /// Takes the tenants' advisory locks (PostgreSQL) on a session of their own, in key order,
     /// waiting until `deadline` at most.
-    pub fn lock_tenants(&self, tenants: &[String], deadline: Instant) -> Result<PgLocks, PgLockFailure> {
-        let Store::Postgres { config, .. } = &self.store else {
+    pub fn lock_tenants(self: Arc<Self>, tenants: &[String], deadline: Instant) -> Result<PgLocks, PgLockFailure> {
+        let Store::Postgres { client, .. } = &self.store else {
             return Err(PgLockFailure::Failed(self.failed("advisory locks need a PostgreSQL state")));
         };
-        let mut client =
-            config.connect(postgres::NoTls).map_err(|e| PgLockFailure::Failed(self.failed(postgres_why(&e))))?;
         let mut keys: Vec<i64> = tenants.iter().map(|tenant| advisory_key(tenant)).collect();
         keys.sort_unstable();
         keys.dedup();
+        // Taken one by one into the guard, so that a failure part way releases those taken.
+        let mut held = PgLocks { ledger: self.clone(), keys: Vec::with_capacity(keys.len()) };
         for key in keys {
             loop {
                 let taken: bool = client
-                    .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .query_typed_one("SELECT pg_try_advisory_lock($1)", &[pg_int(&key)])
                     .map_err(|e| PgLockFailure::Failed(self.failed(postgres_why(&e))))?
                     .get(0);
                 if taken {
+                    held.keys.push(key);
                     break;
                 }
                 let now = Instant::now();
@@ -594,7 +658,7 @@ impl Ledger {
                 std::thread::sleep(LOCK_POLL.min(deadline - now));
             }
         }
-        Ok(PgLocks { _client: client })
+        Ok(held)
     }
 
     /// Reserves the next rate-limit slot of `origin` in the shared table (PostgreSQL's clock,
@@ -612,24 +676,27 @@ impl Ledger {
         let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let fail = |e: postgres::Error| self.failed(postgres_why(&e));
         let mut tx = client.transaction().map_err(fail)?;
-        tx.execute(
+        tx.execute_typed(
             "INSERT INTO soar_rate_slots (origin, next_ns) VALUES ($1, 0) ON CONFLICT (origin) DO NOTHING",
-            &[&origin],
+            &[pg_text(&origin)],
         )
         .map_err(fail)?;
         let row = tx
-            .query_one(
+            .query_typed_one(
                 "SELECT next_ns, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT * 1000
                  FROM soar_rate_slots WHERE origin = $1 FOR UPDATE",
-                &[&origin],
+                &[pg_text(&origin)],
             )
             .map_err(fail)?;
         let (next, now): (i64, i64) = (row.get(0), row.get(1));
         let reserved = rate::reserve(next.max(0) as u128, now.max(0) as u128, interval, budget, horizon);
         if let Ok(reservation) = &reserved {
             let following = reservation.following.min(i64::MAX as u128) as i64;
-            tx.execute("UPDATE soar_rate_slots SET next_ns = $2 WHERE origin = $1", &[&origin, &following])
-                .map_err(fail)?;
+            tx.execute_typed(
+                "UPDATE soar_rate_slots SET next_ns = $2 WHERE origin = $1",
+                &[pg_text(&origin), pg_int(&following)],
+            )
+            .map_err(fail)?;
         }
         tx.commit().map_err(fail)?;
         Ok(reserved)
@@ -711,5 +778,106 @@ fn postgres_why(error: &postgres::Error) -> String {
                 None => text,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(name: &str) -> (Ledger, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("soar-ledger-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("ledger.sqlite3");
+        let opened = Ledger::open(&StateSpec::Sqlite(path.clone()), None, Duration::from_secs(1)).unwrap();
+        (opened, dir)
+    }
+
+    fn key(user: &str) -> RecordKey {
+        RecordKey { idp: "zpa".into(), group_id: "9".into(), user_id: user.into() }
+    }
+
+    fn restrict(user: &str, expires_at: Option<i64>, preexisting: bool) -> Change {
+        Change::Restrict(Restriction {
+            key: key(user),
+            user: format!("{user}@corp.example"),
+            user_name: None,
+            reason: Some(format!("until {expires_at:?}")),
+            correlation_id: None,
+            expires_at,
+            preexisting,
+        })
+    }
+
+    fn record(ledger: &Ledger, user: &str) -> Record {
+        ledger.records().unwrap().into_iter().find(|r| r.key == key(user)).unwrap()
+    }
+
+    #[test]
+    fn a_later_expiry_wins_and_none_beats_any_while_a_restriction_lasts() {
+        let (ledger, dir) = ledger("expiry");
+        ledger.settle(&[], 1_000, &[restrict("a", Some(50_000), false)]).unwrap();
+        ledger.settle(&[], 2_000, &[restrict("a", Some(40_000), false)]).unwrap();
+        assert_eq!(record(&ledger, "a").expires_at, Some(50_000), "an earlier end does not shorten it");
+        ledger.settle(&[], 3_000, &[restrict("a", Some(90_000), false)]).unwrap();
+        assert_eq!(record(&ledger, "a").expires_at, Some(90_000));
+        ledger.settle(&[], 4_000, &[restrict("a", None, false)]).unwrap();
+        ledger.settle(&[], 5_000, &[restrict("a", Some(99_000), false)]).unwrap();
+        assert_eq!(record(&ledger, "a").expires_at, None, "no end beats any end");
+        assert_eq!(ledger.records().unwrap().len(), 1, "one record per provider, group and user");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_lifted_restriction_made_again_takes_the_new_end_and_keeps_whether_it_predated() {
+        let (ledger, dir) = ledger("again");
+        ledger.settle(&[], 1_000, &[restrict("a", None, true)]).unwrap();
+        ledger.settle(&[], 2_000, &[Change::Lift(key("a"), LiftedBy::RemoveFromGroup)]).unwrap();
+        let lifted = record(&ledger, "a");
+        assert_eq!((lifted.state(3_000), lifted.lifted_by), (RecordState::Lifted, Some(LiftedBy::RemoveFromGroup)));
+        ledger.settle(&[], 3_000, &[restrict("a", Some(10_000), false)]).unwrap();
+        let again = record(&ledger, "a");
+        assert_eq!((again.state(4_000), again.expires_at, again.lifted_at), (RecordState::Active, Some(10_000), None));
+        assert_eq!(again.state(10_000), RecordState::Expired);
+        assert!(!again.preexisting, "made again by the product: expiry may remove it");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_intent_lasts_until_settled_and_a_second_opening_migrates_nothing_twice() {
+        let (ledger, dir) = ledger("intent");
+        let intent = Intent {
+            id: 0,
+            action: "add-to-group".into(),
+            idps: vec!["zpa".into()],
+            users: vec!["a@corp.example".into()],
+            reason: Some("why".into()),
+            correlation_id: Some("INC-1".into()),
+            expires_at: Some(9_000),
+            created_at: 1_000,
+        };
+        let id = ledger.begin(&intent).unwrap();
+        let reopened =
+            Ledger::open(&StateSpec::Sqlite(dir.join("ledger.sqlite3")), None, Duration::from_secs(1)).unwrap();
+        let pending = reopened.intents().unwrap();
+        assert_eq!(pending, vec![Intent { id, ..intent }], "written before anything is sent, seen by another process");
+        reopened.settle(&[id], 2_000, &[restrict("a", Some(9_000), false)]).unwrap();
+        assert!(ledger.intents().unwrap().is_empty());
+        assert_eq!(ledger.records().unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_naming_it() {
+        let dir = std::env::temp_dir().join(format!("soar-ledger-{}-corrupt", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.sqlite3");
+        std::fs::write(&path, b"not a database at all, ".repeat(200)).unwrap();
+        let refused = Ledger::open(&StateSpec::Sqlite(path), None, Duration::from_secs(1)).err().unwrap().to_string();
+        assert!(
+            refused.contains("ledger.sqlite3 cannot be opened") && refused.contains("fix the state setting"),
+            "{refused}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -10,6 +10,7 @@ use crate::runtime::{Call, PluginFailure};
 use crate::secret::Secret;
 use crate::services::Observer;
 use crate::state::StateSpec;
+use serde::Serialize;
 use serde_json::{json, Value};
 use soar_types::model::{
     ActionError, ActionResult, ErrorKind, GroupRef, Member, MembersRequest, MembershipRequest, ProviderMembers,
@@ -112,25 +113,96 @@ pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
 }
 
-/// A record as the report shows it.
-fn entry(record: &Record, now: i64) -> Value {
-    json!({
-        "idp": record.key.idp,
-        "group_id": record.key.group_id,
-        "user": record.user,
-        "user_id": record.key.user_id,
-        "user_name": record.user_name,
-        "reason": record.reason,
-        "correlation_id": record.correlation_id,
-        "restricted_at": rfc3339(record.restricted_at),
-        "expires_at": record.expires_at.map(rfc3339),
-        "lifted_at": record.lifted_at.map(rfc3339),
-        "lifted_by": record.lifted_by.map(LiftedBy::as_str),
-        "state": record.state(now).as_str(),
-        "preexisting": record.preexisting,
-        "last_verified_at": record.last_verified_at.map(rfc3339),
-        "times_reasserted": record.reasserted,
-    })
+/// The `restrictions` document, serialised straight from the ledger's records (the JSON of
+/// 100,000 of them without an intermediate tree).
+#[derive(Clone, Debug)]
+pub struct Restrictions {
+    records: Vec<Record>,
+    now: i64,
+}
+
+impl Restrictions {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+impl Serialize for Restrictions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut document = serializer.serialize_struct("Restrictions", 3)?;
+        document.serialize_field("schema_version", &SCHEMA_VERSION)?;
+        document.serialize_field("action", "restrictions")?;
+        document.serialize_field("restrictions", &Entries(self))?;
+        document.end()
+    }
+}
+
+/// The records as a JSON array of entries.
+struct Entries<'a>(&'a Restrictions);
+
+impl Serialize for Entries<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.records.iter().map(|record| Entry::of(record, self.0.now)))
+    }
+}
+
+/// A record as the report shows it; times RFC 3339 UTC.
+#[derive(Serialize)]
+struct Entry<'a> {
+    idp: &'a str,
+    group_id: &'a str,
+    user: &'a str,
+    user_id: &'a str,
+    user_name: Option<&'a str>,
+    reason: Option<&'a str>,
+    correlation_id: Option<&'a str>,
+    restricted_at: Rfc3339,
+    expires_at: Option<Rfc3339>,
+    lifted_at: Option<Rfc3339>,
+    lifted_by: Option<&'static str>,
+    state: &'static str,
+    preexisting: bool,
+    last_verified_at: Option<Rfc3339>,
+    times_reasserted: i64,
+}
+
+impl<'a> Entry<'a> {
+    fn of(record: &'a Record, now: i64) -> Entry<'a> {
+        Entry {
+            idp: &record.key.idp,
+            group_id: &record.key.group_id,
+            user: &record.user,
+            user_id: &record.key.user_id,
+            user_name: record.user_name.as_deref(),
+            reason: record.reason.as_deref(),
+            correlation_id: record.correlation_id.as_deref(),
+            restricted_at: Rfc3339(record.restricted_at),
+            expires_at: record.expires_at.map(Rfc3339),
+            lifted_at: record.lifted_at.map(Rfc3339),
+            lifted_by: record.lifted_by.map(LiftedBy::as_str),
+            state: record.state(now).as_str(),
+            preexisting: record.preexisting,
+            last_verified_at: record.last_verified_at.map(Rfc3339),
+            times_reasserted: record.reasserted,
+        }
+    }
+}
+
+/// Milliseconds since the epoch, serialised as RFC 3339 UTC without a string in between.
+struct Rfc3339(i64);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match jiff::Timestamp::from_millisecond(self.0) {
+            Ok(time) => serializer.collect_str(&time),
+            Err(_) => serializer.serialize_str(""),
+        }
+    }
 }
 
 /// Whether a record is the user a query names: as first named, by userName (either ignoring
@@ -145,41 +217,41 @@ fn names(record: &Record, user: &str) -> bool {
     }
 }
 
-/// The `restrictions` report: one entry per record of the ledger (`ledger`, else the one the
-/// config's `state` names), filtered.
-pub fn restrictions_report(config: &Config, ledger: Option<&Ledger>, query: &RestrictionsQuery) -> Report {
-    let refused = |refusal: Refusal| refusal_report(Some("restrictions"), &refusal);
+/// The `restrictions` document: the records of the ledger (`ledger`, else the one the config's
+/// `state` names) the query keeps, in the order they were restricted.
+pub fn restrictions_of(
+    config: &Config,
+    ledger: Option<&Ledger>,
+    query: &RestrictionsQuery,
+) -> Result<Restrictions, Refusal> {
     if let Some(idp) = &query.idp {
-        if let Err(unknown) = config.select(Some(idp)) {
-            return refused(Refusal::new(ErrorKind::InvalidInput, unknown.to_string()));
-        }
+        config.select(Some(idp)).map_err(|unknown| Refusal::new(ErrorKind::InvalidInput, unknown.to_string()))?;
     }
     let opened;
     let ledger = match ledger {
         Some(ledger) => ledger,
-        None => match open_ledger(config, None) {
-            Ok(ledger) => {
-                opened = ledger;
-                &opened
-            }
-            Err(refusal) => return refused(refusal),
-        },
+        None => {
+            opened = open_ledger(config, None)?;
+            &opened
+        }
     };
-    let records = match ledger.records() {
-        Ok(records) => records,
-        Err(why) => return refused(Refusal::new(ErrorKind::InvalidConfig, why.to_string())),
-    };
+    let mut records = ledger.records().map_err(|why| Refusal::new(ErrorKind::InvalidConfig, why.to_string()))?;
     let now = now_ms();
-    let entries: Vec<Value> = records
-        .iter()
-        .filter(|record| query.idp.as_deref().is_none_or(|idp| record.key.idp == idp))
-        .filter(|record| query.user.as_deref().is_none_or(|user| names(record, user.trim())))
-        .filter(|record| query.state.keeps(record.state(now)))
-        .map(|record| entry(record, now))
-        .collect();
-    Report {
-        document: json!({"schema_version": SCHEMA_VERSION, "action": "restrictions", "restrictions": entries}),
-        exit_code: 0,
+    records.retain(|record| {
+        query.idp.as_deref().is_none_or(|idp| record.key.idp == idp)
+            && query.user.as_deref().is_none_or(|user| names(record, user.trim()))
+            && query.state.keeps(record.state(now))
+    });
+    Ok(Restrictions { records, now })
+}
+
+/// [`restrictions_of`] as a report (the document as a JSON value, or the refusal).
+pub fn restrictions_report(config: &Config, ledger: Option<&Ledger>, query: &RestrictionsQuery) -> Report {
+    match restrictions_of(config, ledger, query) {
+        Ok(restrictions) => {
+            Report { document: serde_json::to_value(&restrictions).expect("the document serialises"), exit_code: 0 }
+        }
+        Err(refusal) => refusal_report(Some("restrictions"), &refusal),
     }
 }
 
@@ -249,6 +321,7 @@ impl ActionHost {
                     request,
                     providers: &providers,
                     http_requests: 0,
+                    started,
                     deadline,
                     changes: Vec::new(),
                     settled_intents: Vec::new(),
@@ -305,6 +378,7 @@ struct Reconcile<'a> {
     request: &'a ReconcileRequest,
     providers: &'a [&'a ProviderConfig],
     http_requests: u32,
+    started: Instant,
     deadline: Instant,
     changes: Vec<Change>,
     /// Intents whose providers were all reconciled: deleted with the changes.
@@ -318,6 +392,10 @@ const CHUNK: usize = 1_000;
 impl Reconcile<'_> {
     fn left(&self) -> u64 {
         self.deadline.saturating_duration_since(Instant::now()).as_millis().max(1) as u64
+    }
+
+    fn spent(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     fn reconcile(&mut self, context: &mut crate::services::InvocationContext) -> Report {
@@ -335,7 +413,7 @@ impl Reconcile<'_> {
         let named: Vec<String> =
             records.iter().filter(|r| r.user_name.is_some()).map(|r| r.key.user_id.clone()).collect();
         let settings = crate::action::settings_of(self.providers, None, self.host.config().retry_after_cap_ms);
-        context.limits.deadline_ms = self.left();
+        (context.limits.deadline_ms, context.spent_ms) = (self.left(), self.spent());
         let (listed, requests) = self.host.runtime().list_members(&MembersRequest { settings, named }, context);
         self.http_requests += requests;
         let listed = match listed {
@@ -550,7 +628,7 @@ impl Reconcile<'_> {
                     protected: self.host.config().protected_users.clone(),
                 },
             };
-            context.limits.deadline_ms = self.left();
+            (context.limits.deadline_ms, context.spent_ms) = (self.left(), self.spent());
             let invocation = self.host.runtime().invoke(&call, context);
             self.http_requests += invocation.http_requests;
             match invocation.result {

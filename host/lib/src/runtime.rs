@@ -182,6 +182,7 @@ impl PluginRuntime {
             limits: Limits::default(),
             log,
             observer: None,
+            spent_ms: 0,
         };
         let (result, _, _) = self.run(&context, |store| {
             self.pre.instantiate(&mut *store)?.soar_restricted_group_actions().call_describe(store)
@@ -266,7 +267,8 @@ impl PluginRuntime {
         let outcome = call(&mut store);
         let http_requests = store.data().services.http_requests();
         let peak_memory_bytes = store.data().limiter.peak_bytes;
-        let result = outcome.map_err(|error| classify_failure(&error, &store, &stderr, context.limits.deadline_ms));
+        let action_deadline_ms = context.limits.deadline_ms + context.spent_ms;
+        let result = outcome.map_err(|error| classify_failure(&error, &store, &stderr, action_deadline_ms));
         (result, http_requests, peak_memory_bytes)
     }
 }

@@ -32,6 +32,9 @@ pub struct InvocationContext {
     pub log: LogSink,
     /// Told of every exchange and wait (a trace, a progress line), when there is one.
     pub observer: Option<Arc<dyn Observer>>,
+    /// What the action spent before this invocation (waiting for the group's lock, earlier
+    /// invocations): `limits.deadline_ms` is what is left, the sum the action's deadline.
+    pub spent_ms: u64,
 }
 
 /// One HTTP exchange as the host made it, every secret scrubbed: what the request log, the HAR

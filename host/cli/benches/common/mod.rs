@@ -52,6 +52,7 @@ pub fn context(sim: &Simulator) -> InvocationContext {
         }])),
         http: Arc::new(HttpClient::new(HttpSettings::new(8 << 20, Duration::from_secs(10)))),
         limits: Limits::default(),
+        spent_ms: 0,
         log: Arc::new(|_| {}),
         observer: None,
     }
