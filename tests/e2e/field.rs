@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use soar_e2e::*;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 const ALICE: &str = "alice@corp.example";
@@ -143,11 +143,8 @@ fn one_tenant_written_two_ways_takes_one_change_lock_across_processes() {
     let children: Vec<_> = (0..10)
         .map(|n| {
             let config = if n % 2 == 0 { &by_address } else { &by_name };
-            Command::new(soar_host_binary())
-                .args(base_args(config))
+            soar_host_command(base_args(config))
                 .args(["add-to-group", "--user", ALICE])
-                .env("XDG_CACHE_HOME", cli_cache_home())
-                .env("SOAR_TEST_TOKEN", TOKEN)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -177,15 +174,8 @@ fn a_plugin_path_that_is_a_fifo_or_a_device_is_refused_without_blocking() {
 
 /// A run fed `input` on standard input, which may stop reading early.
 fn with_input(args: &[String], input: Vec<u8>) -> (i32, String) {
-    let mut child = Command::new(soar_host_binary())
-        .args(args)
-        .env("XDG_CACHE_HOME", cli_cache_home())
-        .env("SOAR_TEST_TOKEN", TOKEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        soar_host_command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input); // a refusal closes the pipe early

@@ -37,15 +37,8 @@ fn with_token(config: &Path, token: &str, rest: &[&str]) -> Run {
 
 /// A run that must end by itself within `limit` (a FIFO or a device could hang it).
 pub(crate) fn finishes_within(limit: Duration, args: &[String]) -> (i32, String) {
-    let mut child = Command::new(soar_host_binary())
-        .args(args)
-        .env("XDG_CACHE_HOME", cli_cache_home())
-        .env("SOAR_TEST_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        soar_host_command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -9,7 +9,7 @@ use scim_simulator::{Quirk, Simulator, SimulatorOptions};
 use serde_json::{json, Value};
 use soar_e2e::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice@corp.example";
@@ -209,11 +209,8 @@ fn a_process_killed_between_its_change_and_its_record_is_settled_by_reconcile() 
     let dir = scratch_dir();
     let config = config(&dir, "killed", &sim, "sqlite:ledger.sqlite3", json!({"deadline_ms": 120_000}));
     let start = |user: &str| {
-        Command::new(soar_host_binary())
-            .args(base_args(&config))
+        soar_host_command(base_args(&config))
             .args(["add-to-group", "--user", user, "--reason", "killed midway"])
-            .env("XDG_CACHE_HOME", cli_cache_home())
-            .env("SOAR_TEST_TOKEN", TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -329,8 +326,7 @@ fn workers_on_many_machines_share_postgres_for_the_change_lock_and_the_rate_limi
             let mut own = with_rate.clone();
             own["cache_dir"] = json!(dir.join(format!("machine-{n}")).display().to_string());
             let path = write_json(&dir, &format!("machine-{n}.json"), &own);
-            Command::new(soar_host_binary())
-                .args(base_args(&path))
+            soar_host_command(base_args(&path))
                 .args([
                     "add-to-group",
                     "--user",
@@ -340,7 +336,6 @@ fn workers_on_many_machines_share_postgres_for_the_change_lock_and_the_rate_limi
                     "--user",
                     "user3@corp.example",
                 ])
-                .env("SOAR_TEST_TOKEN", TOKEN)
                 .env("SOAR_TEST_POSTGRES_PASSWORD", &password)
                 .env("XDG_CACHE_HOME", dir.join(format!("machine-{n}")))
                 .stdout(Stdio::piped())

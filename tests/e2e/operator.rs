@@ -133,10 +133,7 @@ fn on_a_terminal(args: &[String]) -> (i32, String) {
     assert_eq!(opened, 0, "openpty");
     // SAFETY: both descriptors were just opened and are owned by nothing else.
     let (leader, follower) = unsafe { (OwnedFd::from_raw_fd(leader), OwnedFd::from_raw_fd(follower)) };
-    let mut child = std::process::Command::new(soar_host_binary())
-        .args(args)
-        .env("XDG_CACHE_HOME", cli_cache_home())
-        .env("SOAR_TEST_TOKEN", TOKEN)
+    let mut child = soar_host_command(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::from(follower))

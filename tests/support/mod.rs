@@ -124,16 +124,23 @@ pub fn soar_host(args: &[&str], stdin: Option<&str>) -> Run {
     soar_host_with_env(args, stdin, &[])
 }
 
-/// [`soar_host`] with more environment variables (a proxy, say).
-pub fn soar_host_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
-    let cache = cli_cache_home();
-    let mut child = Command::new(soar_host_binary())
+/// The real binary with `args`, the tests' tokens, compile cache and data folder in its
+/// environment (a later `.env` overrides them).
+pub fn soar_host_command<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
+    let mut command = Command::new(soar_host_binary());
+    command
         .args(args)
-        .envs(env.iter().copied())
-        .env("XDG_CACHE_HOME", &cache)
+        .env("XDG_CACHE_HOME", cli_cache_home())
         .env("XDG_DATA_HOME", cli_data_home())
         .env("SOAR_TEST_TOKEN", TOKEN)
-        .env("SOAR_TEST_TOKEN_2", OTHER_TOKEN)
+        .env("SOAR_TEST_TOKEN_2", OTHER_TOKEN);
+    command
+}
+
+/// [`soar_host`] with more environment variables (a proxy, say).
+pub fn soar_host_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    let mut child = soar_host_command(args)
+        .envs(env.iter().copied())
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

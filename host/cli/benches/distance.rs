@@ -4,6 +4,9 @@
 //! `cargo bench -p soar-host-cli --bench distance`; without `--bench` (as the test command runs
 //! it) every case runs once at a tenth of the size and 10 ms, to keep it working.
 
+mod common;
+
+use common::plugin_path;
 use scim_simulator::{generated_user, Quirk, Simulator, SimulatorOptions, GENERATED_GROUP};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -186,12 +189,6 @@ impl Bench {
         let requests = document["http_requests"].as_u64().unwrap();
         (Measured { requests, wall, status: document["status"].as_str().unwrap().to_string() }, sim)
     }
-}
-
-fn plugin_path() -> PathBuf {
-    let path = soar_e2e::workspace().join("target/wasm32-wasip2/component/restricted_group_plugin.wasm");
-    assert!(path.is_file(), "build the plugin first: bash scripts/build-plugin.sh");
-    path
 }
 
 fn main() {

@@ -7,6 +7,9 @@
 //! a throwaway one. Without `--bench` (as the test command runs it) every case runs once at a
 //! tenth of the size and 10 ms, to keep it working.
 
+mod common;
+
+use common::{median, plugin_path};
 use scim_simulator::{generated_user, Simulator, SimulatorOptions};
 use serde_json::{json, Value};
 use soar_host::ledger::{Change, Ledger, RecordKey, Restriction};
@@ -183,10 +186,6 @@ fn restrictions_case(bench: &Bench, state: &str, label: &str) {
     };
     let config = soar_host::config::Config::load(&config_path, &env).unwrap();
     let query = RestrictionsQuery { idp: Some(idp.clone()), user: None, state: StateFilter::All };
-    let median = |mut walls: Vec<Duration>| {
-        walls.sort();
-        walls[walls.len() / 2]
-    };
     let document = median(
         (0..5)
             .map(|_| {
@@ -279,12 +278,6 @@ fn state_cost_case(bench: &Bench) {
             more.map(|ms| format!(" ({ms:+.1} ms)")).unwrap_or_default()
         );
     }
-}
-
-fn plugin_path() -> PathBuf {
-    let path = soar_e2e::workspace().join("target/wasm32-wasip2/component/restricted_group_plugin.wasm");
-    assert!(path.is_file(), "build the plugin first: bash scripts/build-plugin.sh");
-    path
 }
 
 fn main() {

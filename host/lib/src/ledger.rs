@@ -588,42 +588,40 @@ impl Ledger {
     }
 
     fn unordered_records(&self) -> Result<Vec<Record>, LedgerError> {
-        match &self.store {
-            Store::Sqlite(connection) => {
-                let connection = self.sqlite(connection);
-                let mut statement = connection.prepare(RECORDS).map_err(|e| self.failed(e))?;
-                let rows = statement.query_map([], |row| record_of(row)).map_err(|e| self.failed(e))?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(e))
-            }
-            Store::Postgres { client, .. } => {
-                let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                // Streamed: each row becomes a record as it arrives.
-                let no_params: [PgParam<'_>; 0] = [];
-                let mut rows = client.query_typed_raw(RECORDS, no_params).map_err(|e| self.failed(postgres_why(&e)))?;
-                let mut records = Vec::new();
-                while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)
-                    .map_err(|e| self.failed(postgres_why(&e)))?
-                {
-                    records.push(record_of(&row).map_err(|e| self.failed(postgres_why(&e)))?);
-                }
-                Ok(records)
-            }
-        }
+        // The closure picks the reader for SQLite's row, whose lifetime a fn item cannot name.
+        self.select(RECORDS, |row| record_of(row), record_of)
     }
 
     /// The intents no action settled (a process that died between its change and its record).
     pub fn intents(&self) -> Result<Vec<Intent>, LedgerError> {
+        self.select(INTENTS, |row| intent_of(row), intent_of)
+    }
+
+    /// Every row of a query without parameters, each read by the store's reader; PostgreSQL's
+    /// rows are streamed, each made a value as it arrives.
+    fn select<T>(
+        &self,
+        query: &str,
+        from_sqlite: fn(&rusqlite::Row<'_>) -> Result<T, rusqlite::Error>,
+        from_postgres: fn(&postgres::Row) -> Result<T, postgres::Error>,
+    ) -> Result<Vec<T>, LedgerError> {
         match &self.store {
             Store::Sqlite(connection) => {
                 let connection = self.sqlite(connection);
-                let mut statement = connection.prepare(INTENTS).map_err(|e| self.failed(e))?;
-                let rows = statement.query_map([], |row| intent_of(row)).map_err(|e| self.failed(e))?;
+                let mut statement = connection.prepare(query).map_err(|e| self.failed(e))?;
+                let rows = statement.query_map([], from_sqlite).map_err(|e| self.failed(e))?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(e))
             }
             Store::Postgres { client, .. } => {
                 let mut client = client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let rows = client.query_typed(INTENTS, &[]).map_err(|e| self.failed(postgres_why(&e)))?;
-                rows.iter().map(intent_of).collect::<Result<Vec<_>, _>>().map_err(|e| self.failed(postgres_why(&e)))
+                let fail = |e: postgres::Error| self.failed(postgres_why(&e));
+                let no_params: [PgParam<'_>; 0] = [];
+                let mut rows = client.query_typed_raw(query, no_params).map_err(fail)?;
+                let mut values = Vec::new();
+                while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows).map_err(fail)? {
+                    values.push(from_postgres(&row).map_err(fail)?);
+                }
+                Ok(values)
             }
         }
     }

@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "hosts" / "python" / "tests"))
 from conftest import TOKEN, Simulator, write_provider_config  # noqa: E402
+from test_playbooks import collections  # noqa: E402,F401  pylint: disable=unused-import
 
 BIN = Path(sys.executable).parent
 RULEBOOKS = ROOT / "hosts" / "ansible" / "extensions" / "eda" / "rulebooks"
@@ -38,14 +39,6 @@ def eventually(what: str, check: Callable[[], bool], seconds: float = 120) -> No
     while not check():
         assert time.monotonic() < deadline, f"{what} never happened"
         time.sleep(0.3)
-
-
-@pytest.fixture(scope="module")
-def collections(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("collections")
-    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", str(ROOT / "hosts" / "ansible"), "-p", str(folder)],
-                   check=True, capture_output=True, text=True)
-    return folder
 
 
 @pytest.fixture
