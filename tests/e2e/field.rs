@@ -140,21 +140,12 @@ fn one_tenant_written_two_ways_takes_one_change_lock_across_processes() {
     let mut by_name: Value = serde_json::from_str(&std::fs::read_to_string(&by_address).unwrap()).unwrap();
     by_name["identity_providers"][0]["base_url"] = json!(sim.base_url().replace("127.0.0.1", "LOCALHOST"));
     let by_name = write_json(&dir, "by-name.json", &by_name);
-    let children: Vec<_> = (0..10)
-        .map(|n| {
-            let config = if n % 2 == 0 { &by_address } else { &by_name };
-            soar_host_command(base_args(config))
-                .args(["add-to-group", "--user", ALICE])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
-    }
+    all_succeed((0..10).map(|n| {
+        let config = if n % 2 == 0 { &by_address } else { &by_name };
+        let mut command = soar_host_command(base_args(config));
+        command.args(["add-to-group", "--user", ALICE]);
+        command
+    }));
     let alice = user_id(&sim, ALICE);
     let stored = sim.members(&group_id(&sim, GROUP));
     assert_eq!(stored.iter().filter(|id| **id == alice).count(), 1, "stored as {stored:?}");

@@ -320,34 +320,19 @@ fn workers_on_many_machines_share_postgres_for_the_change_lock_and_the_rate_limi
     let mut with_rate: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     with_rate["identity_providers"][0]["requests_per_second"] = json!(5);
     let password = std::env::var("SOAR_TEST_POSTGRES_PASSWORD").unwrap_or_default();
-    let children: Vec<_> = (0..20)
-        .map(|n| {
-            // Each worker its own cache folder, as on its own machine: only PostgreSQL is shared.
-            let mut own = with_rate.clone();
-            own["cache_dir"] = json!(dir.join(format!("machine-{n}")).display().to_string());
-            let path = write_json(&dir, &format!("machine-{n}.json"), &own);
-            soar_host_command(base_args(&path))
-                .args([
-                    "add-to-group",
-                    "--user",
-                    "user1@corp.example",
-                    "--user",
-                    "user2@corp.example",
-                    "--user",
-                    "user3@corp.example",
-                ])
-                .env("SOAR_TEST_POSTGRES_PASSWORD", &password)
-                .env("XDG_CACHE_HOME", dir.join(format!("machine-{n}")))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
-    }
+    all_succeed((0..20).map(|n| {
+        // Each worker its own cache folder, as on its own machine: only PostgreSQL is shared.
+        let mut own = with_rate.clone();
+        own["cache_dir"] = json!(dir.join(format!("machine-{n}")).display().to_string());
+        let path = write_json(&dir, &format!("machine-{n}.json"), &own);
+        let mut command = soar_host_command(base_args(&path));
+        command
+            .args(["add-to-group", "--user", "user1@corp.example", "--user", "user2@corp.example"])
+            .args(["--user", "user3@corp.example"])
+            .env("SOAR_TEST_POSTGRES_PASSWORD", &password)
+            .env("XDG_CACHE_HOME", dir.join(format!("machine-{n}")));
+        command
+    }));
     let stored = sim.members(&group_id(&sim, GROUP));
     assert_eq!(stored.len(), 3, "each member stored once: {stored:?}");
     assert_eq!(sim.throttled(), 0, "one rate limit for every machine: no 429");

@@ -137,6 +137,18 @@ pub fn soar_host_command<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item
     command
 }
 
+/// Starts `commands` all at once, their output captured, and requires each to exit 0.
+pub fn all_succeed(commands: impl IntoIterator<Item = Command>) {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut command| command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("soar-host starts"))
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().expect("soar-host finished");
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+    }
+}
+
 /// [`soar_host`] with more environment variables (a proxy, say).
 pub fn soar_host_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     let mut child = soar_host_command(args)
