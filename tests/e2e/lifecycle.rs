@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use soar_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice@corp.example";
@@ -353,4 +354,51 @@ fn reconcile_with_a_plugin_older_than_wit_1_2_is_refused_saying_what_to_load() {
     // The ledger is still readable with it.
     let listed = soar_host(&["--plugin", older.as_str(), "--config", config_path.as_str(), "restrictions"], None);
     assert_eq!((listed.code, listed.json()["restrictions"].as_array().map(Vec::len)), (0, Some(0)), "{listed:?}");
+}
+
+#[test]
+fn a_store_that_fails_mid_run_is_reported_and_reconcile_recovers_the_record() {
+    let (url, password) = postgres();
+    let mut options = SimulatorOptions::new(TOKEN);
+    options.latency_ms = 1_500;
+    options.seed.users = vec![json!({"userName": ALICE})];
+    options.seed.groups = vec![seed_group(GROUP)];
+    let sim = Simulator::start(options).unwrap();
+    let dir = scratch_dir();
+    let idp = format!("dies-{}", std::process::id());
+    let config = config(&dir, &idp, &sim, &url, json!({"deadline_ms": 120_000}));
+    let child = soar_host_command(base_args(&config))
+        .args(["add-to-group", "--user", ALICE, "--reason", "store dies"])
+        .env("SOAR_TEST_POSTGRES_PASSWORD", &password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its intent is written and its PATCH is at the server: its session with the store ends now.
+    eventually("the PATCH reaches the server", || sim.requests().iter().any(|r| r.method == "PATCH"));
+    let mut admin = postgres::Config::from_str(&url).unwrap().password(&password).connect(postgres::NoTls).unwrap();
+    let ended = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("soar-host {}", child.id())],
+        )
+        .unwrap();
+    assert_eq!(ended.get::<_, i64>(0), 1, "the action's one session");
+    let output = child.wait_with_output().unwrap();
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{document}");
+    assert_eq!(
+        (document["status"].as_str(), document["providers"][0]["users"][0]["outcome"].as_str()),
+        (Some("success"), Some("added"))
+    );
+    let said = document["ledger_error"].as_str().unwrap_or_else(|| panic!("{document}"));
+    assert!(said.contains("restriction ledger") && said.contains("postgres://soar@"), "{said}");
+    assert!(!said.contains(&password) && !String::from_utf8_lossy(&output.stderr).contains(&password));
+    assert_eq!(member_names(&sim), [ALICE], "the change was made");
+    // Nothing lost: the intent written before the change makes the record at the next reconcile.
+    assert!(records(&config, "all").iter().all(|r| r["user"] != ALICE));
+    let reconciled = run(&config, &["reconcile"]);
+    assert_eq!(outcomes(&reconciled), [(ALICE.to_string(), "in-place".to_string())], "{reconciled:?}");
+    let recorded = records(&config, "active");
+    assert_eq!((recorded.len(), recorded[0]["reason"].as_str()), (1, Some("store dies")), "{recorded:?}");
 }

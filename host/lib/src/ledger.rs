@@ -351,7 +351,8 @@ impl Ledger {
             .port(spec.port)
             .user(&spec.user)
             .dbname(&spec.dbname)
-            .application_name("soar-host")
+            // The process id lets a DBA (and a test) tell which soar-host holds a lock.
+            .application_name(&format!("soar-host {}", std::process::id()))
             .connect_timeout(timeout);
         // An address needs no lookup (a resolver thread and the system's name service, which
         // cost a one-shot command more than the connection itself).

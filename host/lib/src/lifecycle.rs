@@ -218,7 +218,7 @@ fn names(record: &Record, user: &str) -> bool {
 }
 
 /// The `restrictions` document: the records of the ledger (`ledger`, else the one the config's
-/// `state` names) the query keeps, in the order they were restricted.
+/// `state` names) of the config's providers that the query keeps, in the order they were restricted.
 pub fn restrictions_of(
     config: &Config,
     ledger: Option<&Ledger>,
@@ -237,8 +237,10 @@ pub fn restrictions_of(
     };
     let mut records = ledger.records().map_err(|why| Refusal::new(ErrorKind::InvalidConfig, why.to_string()))?;
     let now = now_ms();
+    // A shared ledger holds other configs' providers too: the report is of this config's.
     records.retain(|record| {
-        query.idp.as_deref().is_none_or(|idp| record.key.idp == idp)
+        config.providers.iter().any(|provider| provider.name == record.key.idp)
+            && query.idp.as_deref().is_none_or(|idp| record.key.idp == idp)
             && query.user.as_deref().is_none_or(|user| names(record, user.trim()))
             && query.state.keeps(record.state(now))
     });
